@@ -1,0 +1,94 @@
+"""Landed flights files into the lake: archived as delivered, then one Parquet partition per day."""
+
+
+import datetime as dt
+from collections import defaultdict
+
+import dagster as dg
+import polars as pl
+
+from ml_platform.defs.metadata import table_metadata
+from ml_platform.defs.partitions import daily_partitions
+from ml_platform.defs.resources import StoreResource
+from ml_platform.lib import lake
+from ml_platform.lib.landing import RejectedFile, landing_date, landing_files, parse_flights_csv, reject
+from ml_platform.lib.storage import StoredFile
+
+landing_flights = dg.AssetSpec(
+    "landing_flights",
+    group_name="sources",
+    kinds={"csv"},
+    owners=["team:data-platform"],
+    description="Daily flights CSV files as the airline delivers them to the landing zone "
+    "(flights_YYYY-MM-DD.csv). Outside the platform: the landing sensor watches it.",
+)
+
+
+def _files_by_day(files: list[StoredFile]) -> dict[dt.date, list[StoredFile]]:
+    by_day: dict[dt.date, list[StoredFile]] = defaultdict(list)
+    for f in files:
+        try:
+            by_day[landing_date(f.name)].append(f)
+        except RejectedFile:
+            pass  # badly named files are the landing sensor's to reject
+    return by_day
+
+
+@dg.asset(
+    deps=[landing_flights],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="lake",
+    kinds={"parquet", "polars"},
+    owners=["team:data-platform"],
+)
+def raw_flights(
+    context: dg.AssetExecutionContext, landing: StoreResource, lake_store: StoreResource
+) -> dg.MaterializeResult:
+    """Every flight the airline reported for the day, exactly as delivered (values kept as text),
+    with the file and line each row came from. Typing and cleaning happen in the warehouse."""
+    landing_zone, lake_zone = landing.store(), lake_store.store()
+    days = [dt.date.fromisoformat(k) for k in context.partition_keys]
+    by_day = _files_by_day(landing_files(landing_zone))
+    rows_per_day, sources, rejected, missing = {}, [], [], []
+    frames = []
+    for day in days:
+        day_frames = []
+        for f in by_day.get(day, []):
+            data = landing_zone.read_bytes(f.path)
+            try:
+                frame = parse_flights_csv(f.name, data)
+            except RejectedFile as e:
+                moved = reject(landing_zone, f.path, e, version=f.version)
+                context.log.error("Rejected %s: %s (moved to %s)", f.name, e, moved)
+                rejected.append(str(e))
+                continue
+            lake.archive(lake_zone, "flights", day, f.name, f.version, data)
+            sources.append({"file": f.name, "sha256": f.version, "bytes": f.size, "rows": frame.height})
+            day_frames.append(frame)
+        if not day_frames:
+            missing.append(day.isoformat())
+            continue
+        frame = pl.concat(day_frames, how="diagonal_relaxed")
+        lake.write_partition(lake_zone, "flights", day, frame)
+        rows_per_day[day.isoformat()] = frame.height
+        frames.append(frame.head(0))
+        context.log.info("%s: %d flights from %d file(s)", day, frame.height, len(day_frames))
+
+    if missing:
+        problems = "; ".join(rejected) or f"no landing file in {landing_zone.url}"
+        raise dg.Failure(
+            description=f"No ingestible flights file for {', '.join(missing)}: {problems}. "
+            "Rejected files are in the landing zone's _rejected/ folder with an .error.txt.",
+            metadata={"rejected_files": rejected, "days_without_data": missing},
+        )
+    schema = pl.concat(frames, how="diagonal_relaxed")
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(schema, sum(rows_per_day.values())),
+            "rows_per_day": rows_per_day,
+            "source_files": dg.MetadataValue.json(sources),
+            "rejected_files": rejected,
+            "lake_location": lake_zone.uri(f"raw/flights/date={days[0]}"),
+        }
+    )

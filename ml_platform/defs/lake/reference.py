@@ -1,0 +1,71 @@
+"""Airlines, airports and planes: observed in the operational database, copied to the lake on change.
+
+A schedule observes each table and records a data version computed from its
+content. The lake copies rematerialize only when that version changed, so an
+unchanged table moves nothing downstream and a changed one does.
+"""
+
+
+import dagster as dg
+
+from ml_platform.defs.metadata import table_metadata
+from ml_platform.defs.resources import OpsDatabaseResource, StoreResource
+from ml_platform.lib import lake, ops_db
+from ml_platform.lib.reference_data import REFERENCE_TABLES
+
+DESCRIPTIONS = {
+    "airlines": "Airline carriers by two-letter code and name.",
+    "airports": "Airports by FAA code, with location, altitude and time zone.",
+    "planes": "Aircraft by tail number: build year, manufacturer, model, engines and seats.",
+}
+
+
+def _ops_table(table: str) -> dg.SourceAsset:
+    @dg.observable_source_asset(
+        name=f"ops_{table}",
+        group_name="sources",
+        kinds={"sql"},
+        owners=["team:data-platform"],
+        description=f"{DESCRIPTIONS[table]} The `{table}` table of the operational database; "
+        "its data version is a hash of its content.",
+    )
+    def _observe(ops_database: OpsDatabaseResource) -> dg.DataVersion:
+        return dg.DataVersion(ops_db.content_hash(ops_db.read_table(ops_database.url, table)))
+
+    return _observe
+
+
+def _lake_table(table: str, source: dg.SourceAsset) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=f"raw_{table}",
+        deps=[source],
+        group_name="lake",
+        kinds={"parquet", "sql"},
+        owners=["team:data-platform"],
+        description=f"{DESCRIPTIONS[table]} A copy of the operational table in the lake.",
+        automation_condition=dg.AutomationCondition.any_deps_updated()
+        & ~dg.AutomationCondition.in_progress(),
+    )
+    def _copy(ops_database: OpsDatabaseResource, lake_store: StoreResource) -> dg.MaterializeResult:
+        frame = ops_db.read_table(ops_database.url, table)
+        path = lake.table_path(table)
+        store = lake_store.store()
+        lake.write_table(store, path, frame)
+        return dg.MaterializeResult(
+            metadata={**table_metadata(frame), "lake_location": store.uri(path)},
+            data_version=dg.DataVersion(ops_db.content_hash(frame)),
+        )
+
+    return _copy
+
+
+ops_tables = [_ops_table(t) for t in REFERENCE_TABLES]
+raw_reference_tables = [_lake_table(t, s) for t, s in zip(REFERENCE_TABLES, ops_tables)]
+
+observe_reference_tables = dg.ScheduleDefinition(
+    name="observe_reference_tables",
+    target=dg.AssetSelection.assets(*(t.key for t in ops_tables)),
+    cron_schedule="*/10 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Looks at the operational database's reference tables every 10 minutes.",
+)

@@ -1,0 +1,23 @@
+"""Metadata every materialization carries, in the shapes the Dagster UI knows how to show."""
+
+
+import dagster as dg
+import polars as pl
+
+
+def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
+    )
+
+
+def table_metadata(frame: pl.DataFrame, row_count: int | None = None) -> dict:
+    """Row count and column schema (``row_count`` when the frame is only a sample or schema).
+
+    These are the standard keys of Dagster's TableMetadataSet (not exported by dagster
+    1.13.27's top-level package), which the UI shows as the table's size and columns.
+    """
+    return {
+        "dagster/row_count": frame.height if row_count is None else row_count,
+        "dagster/column_schema": column_schema(frame),
+    }

@@ -1,0 +1,15 @@
+"""The platform's one time axis: days in New York, open-ended from 2013-01-01."""
+
+import dagster as dg
+
+TIMEZONE = "America/New_York"
+
+# end_offset=1 makes today a partition too, so a file landing for today is ingestible
+# (without it a sensor request for today's key would fail the tick).
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date="2013-01-01", timezone=TIMEZONE, end_offset=1
+)
+
+# Run tags that make one run cover a range of partitions (not exported by dagster itself).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"

@@ -1,0 +1,138 @@
+"""The landing zone's contract: which files are flights files, and which are fit to ingest.
+
+A landing file is ``flights_YYYY-MM-DD.csv`` (an optional ``_suffix`` before
+``.csv`` allows several deliveries for one day). A file is rejected whole only
+for a structural problem: a name without a valid date, no content, bytes that
+are not UTF-8, text that is not CSV, or required columns missing. Problems
+inside rows (bad values, ragged lines) are kept with the row and left to the
+warehouse's row-level quarantine.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from dataclasses import dataclass
+from itertools import groupby
+
+import polars as pl
+
+from ml_platform.lib.storage import Store, StoredFile, move, sha256
+
+REJECTED_DIR = "_rejected"
+NAME_PATTERN = re.compile(r"^flights_(\d{4}-\d{2}-\d{2})(?:_[A-Za-z0-9-]+)?\.csv$")
+REQUIRED_COLUMNS = (
+    "year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time",
+    "sched_arr_time", "arr_delay", "carrier", "flight", "tailnum", "origin", "dest",
+)  # fmt: skip
+NULL_VALUES = ("", "NA")
+# Columns the lake adds to every raw row, so any row can be traced to its file and line.
+LINEAGE_COLUMNS = ("_source_file", "_source_sha256", "_source_line", "_parse_error")
+
+
+class RejectedFile(ValueError):
+    """A landing file that cannot be ingested at all; the message says why and where."""
+
+    def __init__(self, name: str, problem: str, line: int | None = None):
+        self.name, self.problem, self.line = name, problem, line
+        where = f" (line {line})" if line is not None else ""
+        super().__init__(f"{name}: {problem}{where}")
+
+
+def landing_date(name: str) -> dt.date:
+    """The flight date a landing file name stands for, or RejectedFile."""
+    match = NAME_PATTERN.match(name)
+    if not match:
+        raise RejectedFile(name, "name is not of the form flights_YYYY-MM-DD[_suffix].csv")
+    try:
+        return dt.date.fromisoformat(match.group(1))
+    except ValueError:
+        raise RejectedFile(name, f"{match.group(1)!r} in the name is not a calendar date") from None
+
+
+def landing_files(store: Store) -> list[StoredFile]:
+    """Files waiting in the landing zone's top level (rejected ones and folders excluded)."""
+    return [f for f in store.list("", recursive=False) if not f.name.startswith((".", "_"))]
+
+
+def parse_flights_csv(name: str, data: bytes) -> pl.DataFrame:
+    """The file's rows as text columns plus lineage columns, or RejectedFile.
+
+    Values stay text exactly as delivered (``NA`` and empty become missing): typing
+    is the warehouse's job, where a bad value quarantines one row, not the file.
+    A line with the wrong number of fields is kept with ``_parse_error`` set.
+    """
+    if not data.strip():
+        raise RejectedFile(name, "file is empty")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RejectedFile(name, f"not UTF-8 ({e.reason})", data.count(b"\n", 0, e.start) + 1) from None
+    if "\x00" in text:
+        raise RejectedFile(name, "not a CSV text file (contains NUL bytes)", text[: text.index("\x00")].count("\n") + 1)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip() for h in next(reader)]
+        rows = list(reader)
+    except csv.Error as e:
+        raise RejectedFile(name, f"not valid CSV ({e})", reader.line_num) from None
+    if len(header) < 2:
+        raise RejectedFile(name, "not a CSV file: the first line has no comma-separated header", 1)
+    if len(set(header)) != len(header):
+        dupes = sorted({h for h in header if header.count(h) > 1})
+        raise RejectedFile(name, f"header repeats column(s) {', '.join(dupes)}", 1)
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise RejectedFile(name, f"required column(s) missing: {', '.join(missing)}", 1)
+    if not rows:
+        raise RejectedFile(name, "file has a header but no rows")
+
+    width = len(header)
+    columns: list[list[str | None]] = [[] for _ in header]
+    errors: list[str | None] = []
+    lines: list[int] = []
+    line = 1
+    for row in rows:
+        line += 1
+        if not row:  # a blank line
+            continue
+        ok = len(row) == width
+        for i in range(width):
+            value = row[i] if ok else None
+            columns[i].append(None if value in NULL_VALUES else value)
+        errors.append(None if ok else f"expected {width} fields, found {len(row)}: {','.join(row)[:200]}")
+        lines.append(line)
+    frame = pl.DataFrame({h: pl.Series(h, col, dtype=pl.String) for h, col in zip(header, columns)})
+    return frame.with_columns(
+        pl.lit(name).alias("_source_file"),
+        pl.lit(sha256(data)).alias("_source_sha256"),
+        pl.Series("_source_line", lines, dtype=pl.Int32),
+        pl.Series("_parse_error", errors, dtype=pl.String),
+    )
+
+
+def reject(store: Store, path: str, error: RejectedFile | str, *, version: str = "") -> str:
+    """Move a landing file to ``_rejected/`` beside a ``<name>.error.txt``; return its new path.
+
+    Nothing is deleted: a name already taken in ``_rejected/`` gets the version appended.
+    """
+    name = path.rsplit("/", 1)[-1]
+    target = f"{REJECTED_DIR}/{name}"
+    if store.exists(target) and version:
+        target = f"{REJECTED_DIR}/{name}.{version[:12]}"
+    message = str(error)
+    store.write_bytes(f"{target}.error.txt", (message + "\n").encode())
+    move(store, path, target)
+    return target
+
+
+def contiguous_ranges(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Sorted distinct days grouped into (first, last) runs of consecutive days."""
+    unique = sorted(set(days))
+    ranges = []
+    for _, group in groupby(enumerate(unique), key=lambda p: p[1].toordinal() - p[0]):
+        members = [d for _, d in group]
+        ranges.append((members[0], members[-1]))
+    return ranges

@@ -1,0 +1,122 @@
+"""``make run``: seed the data home if needed, then run the weather API, MLflow and Dagster.
+
+Each service runs in its own process group on 127.0.0.1, in the foreground of
+this command; Ctrl-C (or any service dying) stops them all cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import sqlalchemy as sa
+
+from ml_platform.settings import REPO_ROOT, Settings
+
+DEFAULT_DAGSTER_STORAGE = ".ml_platform/dagster"
+
+
+def prepare_dagster_home(settings: Settings) -> Path:
+    """Write the repository's dagster.yaml into the data home, with storage under that home.
+
+    With the default home this is the same storage ``dagster dev`` uses when run by
+    hand from the repository root, so history, cursors and run keys are shared.
+    """
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    text = (REPO_ROOT / "dagster.yaml").read_text()
+    (home / "dagster.yaml").write_text(text.replace(DEFAULT_DAGSTER_STORAGE, str(home)))
+    return home
+
+
+def mlflow_paths(settings: Settings) -> tuple[str, str]:
+    """The embedded MLflow backend (SQLite) and artifact folder, as absolute URIs."""
+    folder = settings.home / "mlflow"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}", (folder / "artifacts").as_uri()
+
+
+def is_seeded(settings: Settings) -> bool:
+    eng = sa.create_engine(settings.ops_db_url)
+    try:
+        return sa.inspect(eng).has_table("planes")
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        eng.dispose()
+
+
+def _commands(settings: Settings, dagster_port: int, mlflow_port: int) -> dict[str, list[str]]:
+    bin_dir = Path(sys.executable).parent
+    weather_port = urlparse(settings.weather_api_url).port or 8765
+    backend, artifacts = mlflow_paths(settings)
+    return {
+        "weather-api": [str(bin_dir / "ml-platform"), "weather-api", "--port", str(weather_port)],
+        "mlflow": [
+            str(bin_dir / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
+            "--workers", "1", "--backend-store-uri", backend, "--artifacts-destination", artifacts,
+        ],
+        "dagster": [
+            str(bin_dir / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(dagster_port),
+            "-w", str(REPO_ROOT / "workspace.yaml"),
+        ],
+    }  # fmt: skip
+
+
+def stop(procs: dict[str, subprocess.Popen], timeout: float = 30) -> None:
+    """SIGINT each process group (dagster dev shuts down cleanly on it), then SIGKILL stragglers."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + timeout
+    for proc in procs.values():
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def up(settings: Settings, *, dagster_port: int, mlflow_port: int, replay_days: int) -> int:
+    from ml_platform.cli import replay, seed
+
+    if not is_seeded(settings):
+        seed(settings)
+    if replay_days:
+        import datetime as dt
+
+        replay(settings, dt.date(2013, 1, 1), replay_days)
+    env = {
+        **os.environ,
+        "ML_PLATFORM_HOME": str(settings.home),
+        "DAGSTER_HOME": str(prepare_dagster_home(settings)),
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+    }
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        for name, cmd in _commands(settings, dagster_port, mlflow_port).items():
+            procs[name] = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, start_new_session=True)
+        print(
+            f"\nDagster UI: http://127.0.0.1:{dagster_port}   MLflow UI: http://127.0.0.1:{mlflow_port}"
+            f"   weather API: {settings.weather_api_url}\nCtrl-C stops everything.\n",
+            flush=True,
+        )
+        while True:
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    print(f"{name} exited with code {proc.returncode}; stopping the rest", flush=True)
+                    return proc.returncode or 1
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nstopping...", flush=True)
+        return 0
+    finally:
+        stop(procs)

@@ -1,0 +1,60 @@
+"""The lake layer on real 2013 flights: landed files become exact, replaceable Parquet partitions."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from ml_platform.cli import replay, seed
+from ml_platform.lib import lake
+from ml_platform.lib.reference_data import flights_csv_for_day
+from ml_platform.lib.storage import open_store
+from ml_platform_tests.helpers import run_days
+
+JAN1 = dt.date(2013, 1, 1)
+BLIZZARD = dt.date(2013, 2, 8)
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def test_a_day_lands_with_its_842_flights(settings, instance):
+    replay(settings, JAN1, 1)
+    result = run_days(instance, "ingest_landing", "2013-01-01")
+    assert result.success
+
+    flights = lake.read_partition(open_store(settings.lake_url), "flights", JAN1)
+    assert flights.height == 842
+    first = flights.row(0, named=True)
+    # The first line of the source: UA 1545 from EWR to IAH, left at 5:17, arrived 11 minutes late.
+    assert (first["carrier"], first["flight"], first["origin"], first["dest"]) == ("UA", "1545", "EWR", "IAH")
+    assert (first["dep_time"], first["arr_delay"], first["_source_line"]) == ("517", "11", 2)
+    assert flights["_source_file"].unique().to_list() == ["flights_2013-01-01.csv"]
+
+    weather = lake.read_partition(open_store(settings.lake_url), "weather", JAN1)
+    assert weather.height == 67  # 3 airports x 24 hours, 5 hours missing in the source
+    assert sorted(weather["origin"].unique()) == ["EWR", "JFK", "LGA"]
+
+    mat = instance.get_latest_materialization_event(dg.AssetKey("raw_flights")).asset_materialization
+    assert mat.partition == "2013-01-01"
+    assert mat.metadata["dagster/row_count"].value == 842
+    columns = [c.name for c in mat.metadata["dagster/column_schema"].schema.columns]
+    assert columns[:3] == ["year", "month", "day"] and "_source_line" in columns
+    (source,) = mat.metadata["source_files"].value
+    assert source["rows"] == 842 and source["bytes"] == len(flights_csv_for_day(JAN1))
+
+
+def test_the_blizzard_day_keeps_every_cancelled_flight(settings, instance):
+    replay(settings, BLIZZARD, 1)
+    assert run_days(instance, "ingest_landing", "2013-02-08").success
+    flights = lake.read_partition(open_store(settings.lake_url), "flights", BLIZZARD)
+    assert flights.height == 930
+    cancelled = flights.filter(pl.col("dep_time").is_null()).height
+    assert cancelled == 472  # about half the schedule never left
+
