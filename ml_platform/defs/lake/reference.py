@@ -43,8 +43,7 @@ def _lake_table(table: str, source: dg.SourceAsset) -> dg.AssetsDefinition:
         kinds={"parquet", "sql"},
         owners=["team:data-platform"],
         description=f"{DESCRIPTIONS[table]} A copy of the operational table in the lake.",
-        automation_condition=dg.AutomationCondition.any_deps_updated()
-        & ~dg.AutomationCondition.in_progress(),
+        automation_condition=dg.AutomationCondition.eager(),
     )
     def _copy(ops_database: OpsDatabaseResource, lake_store: StoreResource) -> dg.MaterializeResult:
         frame = ops_db.read_table(ops_database.url, table)
