@@ -6,6 +6,7 @@ Settings are read when Dagster loads the code location, not at import time.
 import dagster as dg
 
 from ml_platform.defs import lake
+from ml_platform.defs.automation import automation_sensor
 from ml_platform.defs.resources import OpsDatabaseResource, StoreResource, WeatherApiResource
 from ml_platform.settings import Settings
 
@@ -23,5 +24,5 @@ def resources(settings: Settings) -> dict:
 def defs() -> dg.Definitions:
     return dg.Definitions.merge(
         lake.definitions(),
-        dg.Definitions(resources=resources(Settings.from_env())),
+        dg.Definitions(sensors=[automation_sensor], resources=resources(Settings.from_env())),
     )

@@ -100,10 +100,17 @@ def up(settings: Settings, *, dagster_port: int, mlflow_port: int, replay_days: 
         "DAGSTER_HOME": str(prepare_dagster_home(settings)),
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
     }
+    # MLflow's job runner (GenAI scorers) is not used here; off, it spares eight processes.
+    service_env = {"mlflow": {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}}
+    # Started in the background by a shell, this process would ignore SIGINT; handle it anyway.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     procs: dict[str, subprocess.Popen] = {}
     try:
         for name, cmd in _commands(settings, dagster_port, mlflow_port).items():
-            procs[name] = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, start_new_session=True)
+            procs[name] = subprocess.Popen(
+                cmd, env={**env, **service_env.get(name, {})}, cwd=REPO_ROOT, start_new_session=True
+            )
         print(
             f"\nDagster UI: http://127.0.0.1:{dagster_port}   MLflow UI: http://127.0.0.1:{mlflow_port}"
             f"   weather API: {settings.weather_api_url}\nCtrl-C stops everything.\n",

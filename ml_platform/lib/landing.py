@@ -67,7 +67,7 @@ def parse_flights_csv(name: str, data: bytes) -> pl.DataFrame:
     if not data.strip():
         raise RejectedFile(name, "file is empty")
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte-order mark (Excel's CSVs) is not part of a name
     except UnicodeDecodeError as e:
         raise RejectedFile(name, f"not UTF-8 ({e.reason})", data.count(b"\n", 0, e.start) + 1) from None
     if "\x00" in text:
@@ -75,7 +75,11 @@ def parse_flights_csv(name: str, data: bytes) -> pl.DataFrame:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [h.strip() for h in next(reader)]
-        rows = list(reader)
+        rows = []  # (first physical line of the row, its fields): quoted fields may span lines
+        start = reader.line_num + 1
+        for row in reader:
+            rows.append((start, row))
+            start = reader.line_num + 1
     except csv.Error as e:
         raise RejectedFile(name, f"not valid CSV ({e})", reader.line_num) from None
     if len(header) < 2:
@@ -93,9 +97,7 @@ def parse_flights_csv(name: str, data: bytes) -> pl.DataFrame:
     columns: list[list[str | None]] = [[] for _ in header]
     errors: list[str | None] = []
     lines: list[int] = []
-    line = 1
-    for row in rows:
-        line += 1
+    for line, row in rows:
         if not row:  # a blank line
             continue
         ok = len(row) == width
@@ -113,14 +115,14 @@ def parse_flights_csv(name: str, data: bytes) -> pl.DataFrame:
     )
 
 
-def reject(store: Store, path: str, error: RejectedFile | str, *, version: str = "") -> str:
+def reject(store: Store, path: str, error: RejectedFile | str, *, version: str) -> str:
     """Move a landing file to ``_rejected/`` beside a ``<name>.error.txt``; return its new path.
 
     Nothing is deleted: a name already taken in ``_rejected/`` gets the version appended.
     """
     name = path.rsplit("/", 1)[-1]
     target = f"{REJECTED_DIR}/{name}"
-    if store.exists(target) and version:
+    if store.exists(target):
         target = f"{REJECTED_DIR}/{name}.{version[:12]}"
     message = str(error)
     store.write_bytes(f"{target}.error.txt", (message + "\n").encode())

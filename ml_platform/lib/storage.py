@@ -65,6 +65,8 @@ def open_store(url: str, *, s3_client: Any = None) -> Store:
 
 def move(store: Store, src: str, dst: str) -> None:
     """Copy then delete, so the file exists under one of its names at every moment."""
+    if src == dst:
+        return
     store.write_bytes(dst, store.read_bytes(src))
     store.delete(src)
 

@@ -212,24 +212,14 @@ def test_a_ragged_row_is_kept_and_flagged_not_rejected(jan1):
     assert good.equals(expected_frame(jan1).filter(pl.int_range(pl.len()) != 8))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _source_line counts CSV records, not physical lines; after a quoted field that "
-    "spans two lines every later row is attributed to the line before its own",
-)
 def test_source_line_after_a_quoted_field_spanning_two_lines(jan1):
     data = edit_line(jan1, 3, lambda x: x.replace(b",UA,", b',"U\nA",'))  # line 3 becomes lines 3-4
     frame = parse_flights_csv(NAME, data)
     assert frame["carrier"][1] == "U\nA"
-    assert frame["_source_line"][:3].to_list() == [2, 3, 5]  # got [2, 3, 4]
-    assert frame["_source_line"][-1] == 844  # got 843
+    assert frame["_source_line"][:3].to_list() == [2, 3, 5]
+    assert frame["_source_line"][-1] == 844
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a UTF-8 file starting with a byte-order mark (as Excel writes it) is rejected "
-    "with 'required column(s) missing: year' although the year column is there",
-)
 def test_a_utf8_byte_order_mark_is_not_part_of_the_first_column_name(jan1):
     frame = parse_flights_csv(NAME, b"\xef\xbb\xbf" + jan1)
     assert frame.select(SOURCE_COLUMNS).equals(expected_frame(jan1))
