@@ -58,3 +58,29 @@ def test_the_blizzard_day_keeps_every_cancelled_flight(settings, instance):
     cancelled = flights.filter(pl.col("dep_time").is_null()).height
     assert cancelled == 472  # about half the schedule never left
 
+
+
+def test_ingesting_a_day_twice_gives_the_same_lake(settings, instance):
+    replay(settings, JAN1, 1)
+    store = open_store(settings.lake_url)
+    assert run_days(instance, "ingest_landing", "2013-01-01").success
+    before = {f.path: f.version for f in store.list("raw/flights")}
+    first = lake.read_partition(store, "flights", JAN1)
+    assert run_days(instance, "ingest_landing", "2013-01-01").success
+    assert {f.path: f.version for f in store.list("raw/flights")} == before  # same files, same bytes
+    assert lake.read_partition(store, "flights", JAN1).equals(first)
+    assert len(store.list("archive/flights")) == 1  # the landed version is archived once
+
+
+def test_an_unreachable_weather_api_fails_the_run_clearly(settings, instance, monkeypatch):
+    from ml_platform_tests.conftest import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("ML_PLATFORM_WEATHER_API_URL", dead)
+    replay(settings, JAN1, 1)
+    result = run_days(instance, "ingest_landing", "2013-01-01")
+    assert not result.success
+    assert result.get_step_success_events()[0].step_key == "raw_flights"  # flights still landed
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.event_specific_data.error_display_string
+    assert f"Weather for 2013-01-01 could not be fetched: weather API {dead}/weather failed after" in message

@@ -40,7 +40,6 @@ WEATHER_SCHEMA = {
     group_name="lake",
     kinds={"parquet", "api"},
     owners=["team:data-platform"],
-    retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
 )
 def raw_weather(
     context: dg.AssetExecutionContext, weather: WeatherApiResource, lake_store: StoreResource
