@@ -5,7 +5,9 @@ Settings are read when Dagster loads the code location, not at import time.
 
 import dagster as dg
 
-from ml_platform.defs import lake
+from dagster_duckdb import DuckDBResource
+
+from ml_platform.defs import lake, warehouse
 from ml_platform.defs.automation import automation_sensor
 from ml_platform.defs.resources import OpsDatabaseResource, StoreResource, WeatherApiResource
 from ml_platform.settings import Settings
@@ -17,6 +19,7 @@ def resources(settings: Settings) -> dict:
         "lake_store": StoreResource(url=settings.lake_url),
         "ops_database": OpsDatabaseResource(url=settings.ops_db_url),
         "weather": WeatherApiResource(base_url=settings.weather_api_url),
+        "warehouse": DuckDBResource(database=str(settings.warehouse_path)),
     }
 
 
@@ -24,5 +27,6 @@ def resources(settings: Settings) -> dict:
 def defs() -> dg.Definitions:
     return dg.Definitions.merge(
         lake.definitions(),
+        warehouse.definitions(),
         dg.Definitions(sensors=[automation_sensor], resources=resources(Settings.from_env())),
     )

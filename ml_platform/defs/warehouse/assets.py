@@ -1,0 +1,309 @@
+"""The DuckDB warehouse: typed staging tables with row-level quarantine, dimensions and the fact.
+
+Every step that opens the warehouse file is in the ``warehouse`` pool (one at a
+time, see dagster.yaml): DuckDB allows one process per file once one writes.
+Each load replaces exactly its days in one transaction; a range is one statement.
+"""
+
+import datetime as dt
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+from dagster_duckdb import DuckDBResource
+
+from ml_platform.defs.automation import on_upstream_change
+from ml_platform.defs.checks import (
+    contract_result,
+    contract_spec,
+    threshold_result,
+    threshold_spec,
+)
+from ml_platform.defs.metadata import column_schema
+from ml_platform.defs.partitions import daily_partitions
+from ml_platform.defs.resources import StoreResource
+from ml_platform.lib import contracts, warehouse as wh
+from ml_platform.lib.lake_access import configure_lake_access
+
+POOL = "warehouse"
+SPEC = dict(group_name="warehouse", owners=["team:data-platform"])
+PARTITIONED = dict(partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
+
+STAGING_FLIGHTS = dg.AssetKey(["staging", "flights"])
+QUARANTINE_FLIGHTS = dg.AssetKey(["quarantine", "flights"])
+STAGING_WEATHER = dg.AssetKey(["staging", "weather"])
+QUARANTINE_WEATHER = dg.AssetKey(["quarantine", "weather"])
+FCT_FLIGHTS = dg.AssetKey(["core", "fct_flights"])
+DIM_KEYS = {name: dg.AssetKey(["core", f"dim_{name}"]) for name in ("carriers", "airports", "planes")}
+DAILY_AUTOMATION = on_upstream_change(ignore=tuple(DIM_KEYS.values()))
+
+ACCOUNTED = "every_row_accounted_for"
+# Quality thresholds per day: above them the day is unusual and a person should look.
+CANCELLED_SHARE_LIMIT = 0.10  # a normal day cancels ~2%; the 2013-02-08 blizzard cancelled half
+NO_PLANE_SHARE_LIMIT = 0.20  # ~15% of 2013 flights carry fleet numbers unknown to the planes table
+IMPUTED_SHARE_LIMIT = 0.05
+
+
+@contextmanager
+def _connect(warehouse: DuckDBResource, lake_url: str | None = None):
+    """A short-lived warehouse connection that can also read the lake."""
+    Path(warehouse.database).parent.mkdir(parents=True, exist_ok=True)
+    with warehouse.get_connection() as conn:
+        conn.execute("SET TimeZone = 'UTC'")  # instants come out of DuckDB as UTC, everywhere
+        if lake_url:
+            configure_lake_access(conn, lake_url)
+        yield conn
+
+
+def _day_range(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
+    window = context.partition_key_range
+    return dt.date.fromisoformat(window.start), dt.date.fromisoformat(window.end)
+
+
+def _rows(conn, table: str, date_column: str, first: dt.date, last: dt.date) -> pl.DataFrame:
+    return conn.execute(
+        f"SELECT * FROM {table} WHERE {date_column} BETWEEN $first AND $last",
+        {"first": first, "last": last},
+    ).pl()
+
+
+def _accounted_result(asset: dg.AssetKey, result: wh.LoadResult) -> dg.AssetCheckResult:
+    """Input rows = loaded + quarantined on every day, and no day lost all its rows."""
+    unbalanced = [d.isoformat() for d in result.unbalanced_days()]
+    all_rejected = [
+        d.isoformat() for d, c in result.days.items() if c.input_rows and not c.loaded_rows
+    ]
+    problems = []
+    if unbalanced:
+        problems.append(f"rows unaccounted for on {', '.join(unbalanced)}")
+    if all_rejected:
+        rules = result.total.quarantined
+        problems.append(f"every row quarantined on {', '.join(all_rejected)} (rules: {dict(rules)})")
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=ACCOUNTED,
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(problems) or None,
+        metadata={"per_day": dg.MetadataValue.json({d.isoformat(): c.to_dict() for d, c in result.days.items()})},
+    )
+
+
+def _load_metadata(result: wh.LoadResult, frame: pl.DataFrame) -> dict:
+    total = result.total
+    return {
+        "dagster/row_count": frame.height,
+        "dagster/column_schema": column_schema(frame),
+        "input_rows": total.input_rows,
+        "loaded_rows": total.loaded_rows,
+        "quarantined_rows": total.quarantined_rows,
+        "quarantined_by_rule": dg.MetadataValue.json(dict(sorted(total.quarantined.items()))),
+        "added_columns": list(result.added_columns),
+        "load_seconds": round(result.seconds, 2),
+    }
+
+
+def _dimension(name: str, raw_key: str, loader, model_doc: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=DIM_KEYS[name],
+        deps=[raw_key],
+        kinds={"duckdb"},
+        automation_condition=dg.AutomationCondition.eager(),
+        description=model_doc,
+        pool=POOL,
+        **SPEC,
+    )
+    def _dim(warehouse: DuckDBResource, lake_store: StoreResource) -> dg.MaterializeResult:
+        with _connect(warehouse, lake_store.url) as conn:
+            counts = loader(conn, lake_store.url)
+            frame = conn.execute(f"SELECT * FROM core.dim_{name}").pl()
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": frame.height,
+                "dagster/column_schema": column_schema(frame),
+                **counts.to_dict(),
+            }
+        )
+
+    return _dim
+
+
+dim_carriers = _dimension("carriers", "raw_airlines", wh.load_dim_carriers, "Airlines by carrier code.")
+dim_airports = _dimension(
+    "airports",
+    "raw_airports",
+    wh.load_dim_airports,
+    "Airports by FAA code with their time zone, including a versioned supplement for the four "
+    "Caribbean destinations (SJU, BQN, STT, PSE) missing from the reference table.",
+)
+dim_planes = _dimension("planes", "raw_planes", wh.load_dim_planes, "Planes by tail number.")
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            STAGING_FLIGHTS,
+            deps=["raw_flights", DIM_KEYS["airports"], DIM_KEYS["carriers"]],
+            kinds={"duckdb"},
+            automation_condition=DAILY_AUTOMATION,
+            **SPEC,
+            description="Every reported flight, typed and placed in time: scheduled and actual "
+            "departure and arrival in local and UTC time, cancelled and diverted flags, one row "
+            "per flight (date, carrier, flight number, origin, scheduled departure).",
+        ),
+        dg.AssetSpec(
+            QUARANTINE_FLIGHTS,
+            deps=["raw_flights"],
+            kinds={"duckdb"},
+            automation_condition=DAILY_AUTOMATION,
+            **SPEC,
+            description="Flight rows that broke the staging contract, with the rule that failed, "
+            "the source file and line, and the raw values. Nothing is lost.",
+        ),
+    ],
+    check_specs=[
+        contract_spec(STAGING_FLIGHTS, contracts.StagingFlights),
+        dg.AssetCheckSpec(ACCOUNTED, asset=STAGING_FLIGHTS, blocking=True,
+                          description="Input rows = loaded + quarantined, and no day lost every row."),
+        threshold_spec(STAGING_FLIGHTS, "cancelled_share", "Share of cancelled flights per day."),
+    ],  # fmt: skip
+    pool=POOL,
+    **PARTITIONED,
+)
+def staging_flights(
+    context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake_store: StoreResource
+):
+    first, last = _day_range(context)
+    with _connect(warehouse, lake_store.url) as conn:
+        result = wh.load_staging_flights(conn, lake_store.url, first, last)
+        frame = _rows(conn, "staging.flights", "flight_date", first, last)
+        quarantined = _rows(conn, "quarantine.flights", "flight_date", first, last)
+    context.log.info("staging.flights %s..%s: %s", first, last, result.total.to_dict())
+    yield dg.MaterializeResult(asset_key=STAGING_FLIGHTS, metadata=_load_metadata(result, frame))
+    yield dg.MaterializeResult(
+        asset_key=QUARANTINE_FLIGHTS,
+        metadata={
+            "dagster/row_count": quarantined.height,
+            "by_rule": dg.MetadataValue.json(dict(sorted(result.total.quarantined.items()))),
+            "sample": dg.MetadataValue.json(quarantined.head(5).to_dicts()),
+        },
+    )
+    yield contract_result(STAGING_FLIGHTS, contracts.StagingFlights, frame)
+    yield _accounted_result(STAGING_FLIGHTS, result)
+    share = frame.group_by("flight_date").agg(pl.col("is_cancelled").mean()).sort("flight_date")
+    worst = share.sort("is_cancelled").tail(1)
+    yield threshold_result(
+        STAGING_FLIGHTS,
+        "cancelled_share",
+        float(worst["is_cancelled"][0]) if worst.height else 0.0,
+        CANCELLED_SHARE_LIMIT,
+        worst_day=str(worst["flight_date"][0]) if worst.height else None,
+    )
+
+
+@dg.asset(
+    key=FCT_FLIGHTS,
+    deps=[STAGING_FLIGHTS, *DIM_KEYS.values()],
+    kinds={"duckdb"},
+    automation_condition=DAILY_AUTOMATION,
+    check_specs=[
+        contract_spec(FCT_FLIGHTS, contracts.FctFlights),
+        threshold_spec(FCT_FLIGHTS, "flights_without_plane", "Share of flights whose tail number "
+                       "is not in the planes table (kept, flagged has_plane = false)."),
+    ],  # fmt: skip
+    pool=POOL,
+    **SPEC,
+    **PARTITIONED,
+)
+def fct_flights(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+    """One row per flight with its airline, airports and plane, and the label `is_delayed`
+    (arrival more than 15 minutes late; empty for cancelled and diverted flights). Flights
+    whose plane is unknown stay, with empty plane columns and `has_plane` false."""
+    first, last = _day_range(context)
+    with _connect(warehouse) as conn:
+        result = wh.load_fct_flights(conn, first, last)
+        frame = _rows(conn, "core.fct_flights", "flight_date", first, last)
+    yield dg.MaterializeResult(
+        metadata={
+            **_load_metadata(result, frame),
+            "dagster/column_lineage": dg.TableColumnLineage(
+                deps_by_column={
+                    "carrier_name": [dg.TableColumnDep(DIM_KEYS["carriers"], "name")],
+                    "origin_tzone": [dg.TableColumnDep(DIM_KEYS["airports"], "tzone")],
+                    "dest_tzone": [dg.TableColumnDep(DIM_KEYS["airports"], "tzone")],
+                    "plane_year": [dg.TableColumnDep(DIM_KEYS["planes"], "year")],
+                    "seats": [dg.TableColumnDep(DIM_KEYS["planes"], "seats")],
+                    "is_delayed": [dg.TableColumnDep(STAGING_FLIGHTS, "arr_delay")],
+                    "sched_dep_utc": [dg.TableColumnDep(STAGING_FLIGHTS, "sched_dep_utc")],
+                }
+            ),
+        }
+    )
+    yield contract_result(FCT_FLIGHTS, contracts.FctFlights, frame)
+    no_plane = frame.group_by("flight_date").agg((~pl.col("has_plane")).mean().alias("share"))
+    worst = no_plane.sort("share").tail(1)
+    yield threshold_result(
+        FCT_FLIGHTS,
+        "flights_without_plane",
+        float(worst["share"][0]) if worst.height else 0.0,
+        NO_PLANE_SHARE_LIMIT,
+        worst_day=str(worst["flight_date"][0]) if worst.height else None,
+        share_per_day=dg.MetadataValue.json({str(d): round(s, 4) for d, s in no_plane.sort("flight_date").iter_rows()}),
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            STAGING_WEATHER,
+            deps=["raw_weather"],
+            kinds={"duckdb"},
+            automation_condition=DAILY_AUTOMATION,
+            **SPEC,
+            description="One weather report per airport and UTC hour, with the time it became "
+            "known (51 minutes past the hour). Gaps of up to 3 hours are filled (using the "
+            "neighbouring days when they are in the lake) and flagged is_imputed; impossible "
+            "values are emptied and flagged. The reference data ends 2013-12-30 18:00 New York time.",
+        ),
+        dg.AssetSpec(
+            QUARANTINE_WEATHER,
+            deps=["raw_weather"],
+            kinds={"duckdb"},
+            automation_condition=DAILY_AUTOMATION,
+            **SPEC,
+            description="Weather rows that broke the contract, with the rule and raw values.",
+        ),
+    ],
+    check_specs=[
+        contract_spec(STAGING_WEATHER, contracts.StagingWeather),
+        dg.AssetCheckSpec(ACCOUNTED, asset=STAGING_WEATHER, blocking=True,
+                          description="Input rows = loaded + quarantined, and no day lost every row."),
+        threshold_spec(STAGING_WEATHER, "imputed_share", "Share of weather hours filled by imputation."),
+    ],  # fmt: skip
+    pool=POOL,
+    **PARTITIONED,
+)
+def staging_weather(
+    context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake_store: StoreResource
+):
+    first, last = _day_range(context)
+    with _connect(warehouse, lake_store.url) as conn:
+        result = wh.load_staging_weather(conn, lake_store.url, first, last)
+        frame = _rows(conn, "staging.weather", "weather_date", first, last)
+        quarantined = _rows(conn, "quarantine.weather", "weather_date", first, last)
+    yield dg.MaterializeResult(
+        asset_key=STAGING_WEATHER,
+        metadata={**_load_metadata(result, frame), "imputed_rows": result.total.added_rows},
+    )
+    yield dg.MaterializeResult(
+        asset_key=QUARANTINE_WEATHER,
+        metadata={
+            "dagster/row_count": quarantined.height,
+            "sample": dg.MetadataValue.json(quarantined.head(5).to_dicts()),
+        },
+    )
+    yield contract_result(STAGING_WEATHER, contracts.StagingWeather, frame)
+    yield _accounted_result(STAGING_WEATHER, result)
+    share = float(frame["is_imputed"].mean()) if frame.height else 0.0
+    yield threshold_result(STAGING_WEATHER, "imputed_share", share, IMPUTED_SHARE_LIMIT)

@@ -1,0 +1,92 @@
+"""What each published table promises its readers, as pandera models on polars frames.
+
+The warehouse quarantines rows that break these rules before it publishes, so
+a failing contract on a published table means the loading code is wrong, not the
+data: it is a blocking check. Integer widths follow DuckDB (INTEGER is Int32).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import pandera.polars as pa
+import polars as pl
+
+NYC_ORIGINS = ["EWR", "JFK", "LGA"]
+UTC_INSTANT = Annotated[pl.Datetime, "us", "UTC"]
+MAX_DELAY_MINUTES = 24 * 60
+
+
+class StagingFlights(pa.DataFrameModel):
+    """One typed, placed-in-time flight per natural key."""
+
+    flight_date: pl.Date = pa.Field(ge=dt.date(2013, 1, 1))
+    carrier: pl.String = pa.Field(str_matches=r"^[A-Z0-9]{2}$")
+    flight: pl.Int32 = pa.Field(ge=1)
+    tailnum: pl.String = pa.Field(nullable=True)
+    origin: pl.String = pa.Field(isin=NYC_ORIGINS)
+    dest: pl.String = pa.Field(str_matches=r"^[A-Z]{3}$")
+    sched_dep_time: pl.Int32 = pa.Field(ge=0, le=2400)
+    dep_delay: pl.Int32 = pa.Field(nullable=True, ge=-MAX_DELAY_MINUTES, le=MAX_DELAY_MINUTES)
+    arr_delay: pl.Int32 = pa.Field(nullable=True, ge=-MAX_DELAY_MINUTES, le=MAX_DELAY_MINUTES)
+    distance: pl.Int32 = pa.Field(gt=0, lt=6000)
+    sched_dep_utc: UTC_INSTANT
+    sched_arr_utc: UTC_INSTANT = pa.Field(nullable=True)
+    is_cancelled: pl.Boolean
+    is_diverted: pl.Boolean
+    _source_file: pl.String = pa.Field(alias="_source_file")
+
+    @pa.dataframe_check(error="a cancelled flight has an actual departure")
+    def cancelled_never_left(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(~pl.col("is_cancelled") | pl.col("dep_delay").is_null())
+
+    @pa.dataframe_check(error="the natural key repeats")
+    def unique_key(cls, data) -> pl.LazyFrame:
+        key = ["flight_date", "carrier", "flight", "origin", "sched_dep_time"]
+        return data.lazyframe.select(~pl.struct(key).is_duplicated())
+
+    class Config:
+        strict = False
+
+
+class FctFlights(StagingFlights):
+    """A staged flight with its carrier, airports and plane, and the label."""
+
+    carrier_name: pl.String
+    dest_tzone: pl.String = pa.Field(nullable=True)
+    has_plane: pl.Boolean
+    has_tailnum: pl.Boolean
+    seats: pl.Int32 = pa.Field(nullable=True, ge=1, le=1000)
+    is_delayed: pl.Boolean = pa.Field(nullable=True)
+
+    @pa.dataframe_check(error="cancelled or diverted flights must have no label")
+    def no_label_without_arrival(cls, data) -> pl.LazyFrame:
+        unlabeled = pl.col("is_cancelled") | pl.col("is_diverted")
+        return data.lazyframe.select(~unlabeled | pl.col("is_delayed").is_null())
+
+
+class StagingWeather(pa.DataFrameModel):
+    """One weather report per airport and UTC hour, known 51 minutes past the hour."""
+
+    origin: pl.String = pa.Field(isin=NYC_ORIGINS)
+    observed_at_utc: UTC_INSTANT
+    known_at_utc: UTC_INSTANT
+    temp: pl.Float64 = pa.Field(nullable=True, ge=-60, le=130)
+    humid: pl.Float64 = pa.Field(nullable=True, ge=0, le=100)
+    wind_speed: pl.Float64 = pa.Field(nullable=True, ge=0, le=200)
+    wind_gust: pl.Float64 = pa.Field(nullable=True, ge=0, le=250)
+    pressure: pl.Float64 = pa.Field(nullable=True, ge=900, le=1100)
+    visib: pl.Float64 = pa.Field(nullable=True, ge=0, le=10)
+    is_imputed: pl.Boolean
+
+    @pa.dataframe_check(error="a report is known before it was observed")
+    def known_after_observed(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("known_at_utc") >= pl.col("observed_at_utc"))
+
+    @pa.dataframe_check(error="two reports for one airport and hour")
+    def unique_hour(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(~pl.struct(["origin", "observed_at_utc"]).is_duplicated())
+
+    class Config:
+        strict = False

