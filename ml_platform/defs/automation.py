@@ -6,7 +6,7 @@ import dagster as dg
 # while it was off; declaring our own with a RUNNING default avoids both.
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation_sensor",
-    target=dg.AssetSelection.all(),
+    target=dg.AssetSelection.all(include_sources=True),  # sources are observed too
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=15,
     description="Rematerializes assets whose automation condition says their inputs changed.",

@@ -28,6 +28,8 @@ def _ops_table(table: str) -> dg.SourceAsset:
         owners=["team:data-platform"],
         description=f"{DESCRIPTIONS[table]} The `{table}` table of the operational database; "
         "its data version is a hash of its content.",
+        # The schedule observes it every 10 minutes; this observes it at once on a new instance.
+        automation_condition=dg.AutomationCondition.missing().newly_true(),
     )
     def _observe(ops_database: OpsDatabaseResource) -> dg.DataVersion:
         return dg.DataVersion(ops_db.content_hash(ops_db.read_table(ops_database.url, table)))

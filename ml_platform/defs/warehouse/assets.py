@@ -154,7 +154,7 @@ dim_planes = _dimension("planes", "raw_planes", wh.load_dim_planes, "Planes by t
         ),
         dg.AssetSpec(
             QUARANTINE_FLIGHTS,
-            deps=["raw_flights"],
+            deps=["raw_flights", DIM_KEYS["airports"], DIM_KEYS["carriers"]],
             kinds={"duckdb"},
             automation_condition=DAILY_AUTOMATION,
             **SPEC,
