@@ -14,7 +14,6 @@ import csv
 import datetime as dt
 import io
 import re
-from dataclasses import dataclass
 from itertools import groupby
 
 import polars as pl

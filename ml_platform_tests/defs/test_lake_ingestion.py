@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from ml_platform.cli import replay, seed
+from ml_platform.cli import replay
 from ml_platform.lib import lake
 from ml_platform.lib.reference_data import flights_csv_for_day
 from ml_platform.lib.storage import open_store

@@ -100,7 +100,7 @@ class Platform:
         raise TimeoutError(f"waited {timeout}s for {what}; log: {self.home.parent / 'up.log'}")
 
 
-def _partitions(run: dict) -> tuple[str, str]:
+def partition_range(run: dict) -> tuple[str, str]:
     tags = {t["key"]: t["value"] for t in run["tags"]}
     single = tags.get("dagster/partition")
     return (

@@ -6,7 +6,6 @@ picked up once. Driven through Dagster's GraphQL API, as the UI does."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import requests
 from ml_platform.lib import lake
 from ml_platform.lib.storage import open_store
 from ml_platform.settings import Settings
-from ml_platform_tests.e2e.platform import Platform
+from ml_platform_tests.e2e.platform import Platform, partition_range
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +30,7 @@ def test_make_run_ingests_hands_free_and_survives_a_restart(tmp_path):
             lambda: [r for r in platform.runs("ingest_landing") if r["status"] == "SUCCESS"],
             "the first replayed days to be ingested",
         )
-        assert [_partitions(r) for r in runs] == [("2013-01-01", "2013-01-03")]
+        assert [partition_range(r) for r in runs] == [("2013-01-01", "2013-01-03")]
         assert requests.get(f"http://127.0.0.1:{platform.mlflow_port}/health", timeout=10).ok
     finally:
         assert platform.stop() == 0  # a clean Ctrl-C
@@ -53,7 +52,7 @@ def test_make_run_ingests_hands_free_and_survives_a_restart(tmp_path):
         )
         time.sleep(35)  # two more sensor ticks over unchanged files
         runs = platform.runs("ingest_landing")
-        assert sorted(_partitions(r) for r in runs) == [
+        assert sorted(partition_range(r) for r in runs) == [
             ("2013-01-01", "2013-01-03"),  # the history from before the restart is still there
             ("2013-01-04", "2013-01-04"),
         ]
