@@ -1,6 +1,8 @@
 """Metadata every materialization carries, in the shapes the Dagster UI knows how to show."""
 
 
+import json
+
 import dagster as dg
 import polars as pl
 
@@ -21,3 +23,8 @@ def table_metadata(frame: pl.DataFrame, row_count: int | None = None) -> dict:
         "dagster/row_count": frame.height if row_count is None else row_count,
         "dagster/column_schema": column_schema(frame),
     }
+
+
+def sample_rows(frame: pl.DataFrame, n: int = 5) -> dg.JsonMetadataValue:
+    """A few rows as JSON (dates and times as ISO text), for a person to look at in the UI."""
+    return dg.MetadataValue.json(json.loads(frame.head(n).write_json()))

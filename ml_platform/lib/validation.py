@@ -6,6 +6,7 @@ a person can see what broke which rule without opening the database.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import pandera.polars as pa
@@ -19,7 +20,7 @@ class Verdict:
     rows: int
     failing_rows: int
     failures_by_rule: dict[str, int] = field(default_factory=dict)
-    sample: list[dict] = field(default_factory=list)
+    sample: list[dict] = field(default_factory=list)  # JSON-ready: dates and times as text
 
     @property
     def passed(self) -> bool:
@@ -41,5 +42,5 @@ def check_contract(
         rows = rules["index"].drop_nulls().unique().sort()
         failing = rows.len() if rows.len() else len(frame)  # schema-level errors fail every row
         sample = frame[rows.head(sample_size).to_list()] if rows.len() else frame.head(0)
-        return Verdict(len(frame), failing, by_rule, sample.to_dicts())
+        return Verdict(len(frame), failing, by_rule, json.loads(sample.write_json()))
     return Verdict(len(frame), 0)

@@ -12,6 +12,8 @@ import pytest
 from ml_platform.cli import replay, seed
 from ml_platform.defs.lake.reference import raw_reference_tables
 from ml_platform.defs.warehouse.assets import dim_airports, dim_carriers, dim_planes
+from ml_platform.lib.reference_data import flights_csv_for_day
+from ml_platform.lib.storage import open_store
 from ml_platform_tests.helpers import platform_defs, run_days
 
 
@@ -70,3 +72,34 @@ def test_a_new_lake_day_triggers_only_its_own_warehouse_day(settings, loaded_wee
     assert result.get_requested_partitions(dg.AssetKey(["staging", "weather"])) == {"2013-01-08"}
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
     assert result.total_requested == 0  # nothing twice
+
+
+def test_a_day_whose_rows_all_fail_stops_loudly_and_blocks_downstream(settings, loaded_week):
+    """Every flight of the day names an unknown airline: all rows go to quarantine, the blocking
+    check fails naming the rule and the count, and core.fct_flights is not built on it."""
+    instance = loaded_week
+    landing = open_store(settings.landing_url)
+    day = flights_csv_for_day(dt.date(2013, 1, 8)).decode()
+    lines = day.splitlines()
+    header = lines[0].split(",")
+    carrier = header.index("carrier")
+    bad = [",".join(f if i != carrier else "ZZ" for i, f in enumerate(line.split(","))) for line in lines[1:]]
+    landing.write_bytes("flights_2013-01-08.csv", ("\n".join([lines[0], *bad]) + "\n").encode())
+    assert run_days(instance, "ingest_landing", "2013-01-08").success
+
+    result = run_days(instance, "load_warehouse", "2013-01-08")
+    assert not result.success
+    record = _check(instance, "staging/flights", "every_row_accounted_for")
+    evaluation = record.event.dagster_event.event_specific_data
+    assert not evaluation.passed
+    assert evaluation.description == (
+        f"every row quarantined on 2013-01-08 (rules: {{'unknown_carrier': {len(bad)}}})"
+    )
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        quarantined, = conn.execute(
+            "SELECT count(*) FROM quarantine.flights WHERE flight_date = '2013-01-08' AND rule = 'unknown_carrier'"
+        ).fetchone()
+    assert quarantined == len(bad) == 899
+    assert dg.AssetKey(["core", "fct_flights"]) not in {
+        e.asset_key for e in result.get_asset_materialization_events()
+    }

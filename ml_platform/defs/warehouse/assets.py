@@ -20,7 +20,7 @@ from ml_platform.defs.checks import (
     threshold_result,
     threshold_spec,
 )
-from ml_platform.defs.metadata import column_schema
+from ml_platform.defs.metadata import column_schema, sample_rows
 from ml_platform.defs.partitions import daily_partitions
 from ml_platform.defs.resources import StoreResource
 from ml_platform.lib import contracts, warehouse as wh
@@ -66,6 +66,40 @@ def _rows(conn, table: str, date_column: str, first: dt.date, last: dt.date) -> 
         f"SELECT * FROM {table} WHERE {date_column} BETWEEN $first AND $last",
         {"first": first, "last": last},
     ).pl()
+
+
+def _lineage(deps: dict[str, list[tuple[dg.AssetKey | str, str]]]) -> dg.TableColumnLineage:
+    return dg.TableColumnLineage(
+        deps_by_column={
+            column: [dg.TableColumnDep(dg.AssetKey.from_coercible(a), c) for a, c in sources]
+            for column, sources in deps.items()
+        }
+    )
+
+
+RAW = "raw_flights"
+STAGING_FLIGHTS_LINEAGE = _lineage(
+    {
+        "flight_date": [(RAW, "year"), (RAW, "month"), (RAW, "day")],
+        "sched_dep_utc": [(RAW, "sched_dep_time"), (DIM_KEYS["airports"], "tzone")],
+        "actual_dep_utc": [(RAW, "sched_dep_time"), (RAW, "dep_delay")],
+        "sched_arr_utc": [(RAW, "sched_arr_time"), (DIM_KEYS["airports"], "tzone")],
+        "actual_arr_utc": [(RAW, "sched_arr_time"), (RAW, "arr_delay")],
+        "is_cancelled": [(RAW, "dep_time")],
+        "is_diverted": [(RAW, "dep_time"), (RAW, "arr_delay")],
+    }
+)
+FCT_FLIGHTS_LINEAGE = _lineage(
+    {
+        "carrier_name": [(DIM_KEYS["carriers"], "name")],
+        "origin_tzone": [(DIM_KEYS["airports"], "tzone")],
+        "dest_tzone": [(DIM_KEYS["airports"], "tzone")],
+        "plane_year": [(DIM_KEYS["planes"], "year")],
+        "seats": [(DIM_KEYS["planes"], "seats")],
+        "has_plane": [(DIM_KEYS["planes"], "tailnum")],
+        "is_delayed": [(STAGING_FLIGHTS, "arr_delay")],
+    }
+)
 
 
 def _accounted_result(asset: dg.AssetKey, result: wh.LoadResult) -> dg.AssetCheckResult:
@@ -180,13 +214,16 @@ def staging_flights(
         frame = _rows(conn, "staging.flights", "flight_date", first, last)
         quarantined = _rows(conn, "quarantine.flights", "flight_date", first, last)
     context.log.info("staging.flights %s..%s: %s", first, last, result.total.to_dict())
-    yield dg.MaterializeResult(asset_key=STAGING_FLIGHTS, metadata=_load_metadata(result, frame))
+    yield dg.MaterializeResult(
+        asset_key=STAGING_FLIGHTS,
+        metadata={**_load_metadata(result, frame), "dagster/column_lineage": STAGING_FLIGHTS_LINEAGE},
+    )
     yield dg.MaterializeResult(
         asset_key=QUARANTINE_FLIGHTS,
         metadata={
             "dagster/row_count": quarantined.height,
             "by_rule": dg.MetadataValue.json(dict(sorted(result.total.quarantined.items()))),
-            "sample": dg.MetadataValue.json(quarantined.head(5).to_dicts()),
+            "sample": sample_rows(quarantined),
         },
     )
     yield contract_result(STAGING_FLIGHTS, contracts.StagingFlights, frame)
@@ -227,17 +264,7 @@ def fct_flights(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     yield dg.MaterializeResult(
         metadata={
             **_load_metadata(result, frame),
-            "dagster/column_lineage": dg.TableColumnLineage(
-                deps_by_column={
-                    "carrier_name": [dg.TableColumnDep(DIM_KEYS["carriers"], "name")],
-                    "origin_tzone": [dg.TableColumnDep(DIM_KEYS["airports"], "tzone")],
-                    "dest_tzone": [dg.TableColumnDep(DIM_KEYS["airports"], "tzone")],
-                    "plane_year": [dg.TableColumnDep(DIM_KEYS["planes"], "year")],
-                    "seats": [dg.TableColumnDep(DIM_KEYS["planes"], "seats")],
-                    "is_delayed": [dg.TableColumnDep(STAGING_FLIGHTS, "arr_delay")],
-                    "sched_dep_utc": [dg.TableColumnDep(STAGING_FLIGHTS, "sched_dep_utc")],
-                }
-            ),
+            "dagster/column_lineage": FCT_FLIGHTS_LINEAGE,
         }
     )
     yield contract_result(FCT_FLIGHTS, contracts.FctFlights, frame)
@@ -300,7 +327,7 @@ def staging_weather(
         asset_key=QUARANTINE_WEATHER,
         metadata={
             "dagster/row_count": quarantined.height,
-            "sample": dg.MetadataValue.json(quarantined.head(5).to_dicts()),
+            "sample": sample_rows(quarantined),
         },
     )
     yield contract_result(STAGING_WEATHER, contracts.StagingWeather, frame)
