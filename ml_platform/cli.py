@@ -14,13 +14,17 @@ def seed(settings: Settings) -> None:
     """Create the data home and load the reference tables into the operational database."""
     from ml_platform.lib.ops_db import seed_reference_tables
     from ml_platform.lib.storage import is_s3
+    from ml_platform.lib.tracking import embedded_backend, upgrade_backend
 
     settings.home.mkdir(parents=True, exist_ok=True)
     for url in (settings.landing_url, settings.lake_url):
         if not is_s3(url):
             Path(url).mkdir(parents=True, exist_ok=True)
     counts = seed_reference_tables(settings.ops_db_url)
+    backend, _ = embedded_backend(settings.home)
+    upgrade_backend(backend)
     print(f"data home: {settings.home}")
+    print(f"  MLflow backend: {backend}")
     for table, rows in counts.items():
         print(f"  {table}: {rows:,} rows in {settings.ops_db_url}")
 

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 import sqlalchemy as sa
 
+from ml_platform.lib.tracking import embedded_backend, upgrade_backend
 from ml_platform.settings import REPO_ROOT, Settings
 
 DEFAULT_DAGSTER_STORAGE = ".ml_platform/dagster"
@@ -34,13 +35,6 @@ def prepare_dagster_home(settings: Settings) -> Path:
     return home
 
 
-def mlflow_paths(settings: Settings) -> tuple[str, str]:
-    """The embedded MLflow backend (SQLite) and artifact folder, as absolute URIs."""
-    folder = settings.home / "mlflow"
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / 'mlflow.db'}", (folder / "artifacts").as_uri()
-
-
 def is_seeded(settings: Settings) -> bool:
     eng = sa.create_engine(settings.ops_db_url)
     try:
@@ -54,7 +48,7 @@ def is_seeded(settings: Settings) -> bool:
 def _commands(settings: Settings, dagster_port: int, mlflow_port: int) -> dict[str, list[str]]:
     bin_dir = Path(sys.executable).parent
     weather_port = urlparse(settings.weather_api_url).port or 8765
-    backend, artifacts = mlflow_paths(settings)
+    backend, artifacts = embedded_backend(settings.home)
     return {
         "weather-api": [str(bin_dir / "ml-platform"), "weather-api", "--port", str(weather_port)],
         "mlflow": [
@@ -90,6 +84,8 @@ def up(settings: Settings, *, dagster_port: int, mlflow_port: int, replay_days: 
 
     if not is_seeded(settings):
         seed(settings)
+    else:  # a newer MLflow may bring a newer schema
+        upgrade_backend(embedded_backend(settings.home)[0])
     if replay_days:
         import datetime as dt
 

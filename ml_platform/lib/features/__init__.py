@@ -1,0 +1,27 @@
+"""The features layer's pure logic: point-in-time flight features in DuckDB (no Dagster here).
+
+    build_flight_features(conn, first, last, horizon_minutes=60)  # features.flight_features
+    point_in_time_violations(conn, first, last)                   # {known_at column: rows after predicted_at}
+    single_feature_auc(frame)                                     # {feature: AUC alone}, > 0.9 smells of a leak
+
+See docs/features.md for every column, its known-at rule and the measured timings.
+"""
+
+from ml_platform.lib.features.build import (
+    DEFAULT_HORIZON_MINUTES, FeatureBuildResult, build_flight_features, create_table,
+)  # fmt: skip
+from ml_platform.lib.features.columns import (
+    CATEGORICAL_FEATURES, COLUMNS, FORBIDDEN_COLUMNS, KEY_COLUMNS, KNOWN_AT_COLUMNS, LABEL,
+    NUMERIC_FEATURES, TABLE,
+)  # fmt: skip
+from ml_platform.lib.features.holidays import federal_holidays, holidays_around
+from ml_platform.lib.features.leakage import (
+    LEAK_AUC, forbidden_columns_present, point_in_time_violations, single_feature_auc,
+)  # fmt: skip
+
+__all__ = [
+    "CATEGORICAL_FEATURES", "COLUMNS", "DEFAULT_HORIZON_MINUTES", "FORBIDDEN_COLUMNS",
+    "FeatureBuildResult", "KEY_COLUMNS", "KNOWN_AT_COLUMNS", "LABEL", "LEAK_AUC",
+    "NUMERIC_FEATURES", "TABLE", "build_flight_features", "create_table", "federal_holidays",
+    "forbidden_columns_present", "holidays_around", "point_in_time_violations", "single_feature_auc",
+]  # fmt: skip

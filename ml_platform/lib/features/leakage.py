@@ -1,0 +1,64 @@
+"""Checks that features only know what was known at ``predicted_at``.
+
+* ``point_in_time_violations``: rows whose recorded ``*_known_at`` lies after their
+  ``predicted_at`` (must be zero for every column);
+* ``forbidden_columns_present``: column names that describe what the flight itself did
+  after leaving (its delays, actual times, air time);
+* ``single_feature_auc``: how well each numeric column alone separates delayed from
+  on-time flights. Honest features of a flight an hour before departure stay far below
+  ``LEAK_AUC``; a column close to the answer (say the arrival delay) is above it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import duckdb
+import polars as pl
+from sklearn.metrics import roc_auc_score
+
+from ml_platform.lib.features.columns import (
+    FLAG_COLUMNS, FORBIDDEN_COLUMNS, FORBIDDEN_PREFIXES, KEY_COLUMNS, KNOWN_AT_COLUMNS, LABEL, TABLE,
+)  # fmt: skip
+
+LEAK_AUC = 0.9
+_NOT_FEATURES = {*KEY_COLUMNS, *KNOWN_AT_COLUMNS, *FLAG_COLUMNS, LABEL, "horizon_minutes", "flight"}
+
+
+def point_in_time_violations(conn: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> dict[str, int]:
+    """``{known_at column: rows of [first, last] where it is after predicted_at}``; all zero when honest."""
+    counts = ", ".join(f"count(*) FILTER (WHERE {c} > predicted_at)" for c in KNOWN_AT_COLUMNS)
+    row = conn.execute(
+        f"SELECT {counts} FROM {TABLE} WHERE flight_date BETWEEN $first AND $last", {"first": first, "last": last}
+    ).fetchone()
+    return dict(zip(KNOWN_AT_COLUMNS, (int(n) for n in row), strict=True))
+
+
+def forbidden_columns_present(columns) -> list[str]:
+    """The names among ``columns`` that describe the flight after departure (``arr_*``, ``actual_*``, delays...)."""
+    return [c for c in columns if c in FORBIDDEN_COLUMNS or c.startswith(FORBIDDEN_PREFIXES)]
+
+
+def single_feature_auc(frame: pl.DataFrame, columns=None) -> dict[str, float]:
+    """ROC AUC of each numeric column alone against ``is_delayed``, as max(auc, 1 - auc), highest first.
+
+    Only labelled rows count (cancelled and diverted flights have no label), and for
+    each column only the rows where it has a value (nulls and NaN dropped). A column
+    with fewer than two classes or values left gets NaN. ``columns`` defaults to
+    every numeric column of the frame that is not a key, flag, known-at time or the
+    label, so a leaky column joined in by mistake is measured too.
+    """
+    if columns is None:
+        columns = [c for c, t in frame.schema.items() if t.is_numeric() and c not in _NOT_FEATURES]
+    labelled = frame.filter(pl.col(LABEL).is_not_null())
+    result = {}
+    for column in columns:
+        values = labelled.select(pl.col(column).cast(pl.Float64).alias("x"), pl.col(LABEL).alias("y"))
+        values = values.filter(pl.col("x").is_not_null() & pl.col("x").is_not_nan())
+        if values.height < 2 or values["y"].n_unique() < 2 or values["x"].n_unique() < 2:
+            result[column] = math.nan
+            continue
+        auc = float(roc_auc_score(values["y"].to_numpy(), values["x"].to_numpy()))
+        result[column] = max(auc, 1 - auc)
+    return dict(sorted(result.items(), key=lambda item: -item[1] if not math.isnan(item[1]) else math.inf))
