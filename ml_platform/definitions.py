@@ -7,7 +7,8 @@ import dagster as dg
 
 from dagster_duckdb import DuckDBResource
 
-from ml_platform.defs import lake, warehouse
+from ml_platform.defs import features, lake, warehouse
+from ml_platform.defs.features.assets import FeatureSettings
 from ml_platform.defs.automation import automation_sensor
 from ml_platform.defs.resources import OpsDatabaseResource, StoreResource, WeatherApiResource
 from ml_platform.settings import Settings
@@ -20,6 +21,9 @@ def resources(settings: Settings) -> dict:
         "ops_database": OpsDatabaseResource(url=settings.ops_db_url),
         "weather": WeatherApiResource(base_url=settings.weather_api_url),
         "warehouse": DuckDBResource(database=str(settings.warehouse_path)),
+        "feature_settings": FeatureSettings(
+            prediction_horizon_minutes=settings.prediction_horizon_minutes
+        ),
     }
 
 
@@ -28,5 +32,6 @@ def defs() -> dg.Definitions:
     return dg.Definitions.merge(
         lake.definitions(),
         warehouse.definitions(),
+        features.definitions(),
         dg.Definitions(sensors=[automation_sensor], resources=resources(Settings.from_env())),
     )

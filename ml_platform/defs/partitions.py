@@ -1,5 +1,7 @@
 """The platform's one time axis: days in New York, open-ended from 2013-01-01."""
 
+import datetime as dt
+
 import dagster as dg
 
 TIMEZONE = "America/New_York"
@@ -13,3 +15,9 @@ daily_partitions = dg.DailyPartitionsDefinition(
 # Run tags that make one run cover a range of partitions (not exported by dagster itself).
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def day_range(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
+    """The first and last New York day a run covers (one day, or a range in one run)."""
+    window = context.partition_key_range
+    return dt.date.fromisoformat(window.start), dt.date.fromisoformat(window.end)

@@ -90,3 +90,40 @@ class StagingWeather(pa.DataFrameModel):
 
     class Config:
         strict = False
+
+
+class FlightFeatures(pa.DataFrameModel):
+    """A flight as known ``horizon`` minutes before departure, with its label when it has one."""
+
+    flight_date: pl.Date = pa.Field(ge=dt.date(2013, 1, 1))
+    carrier: pl.String = pa.Field(str_matches=r"^[A-Z0-9]{2}$")
+    origin: pl.String = pa.Field(isin=NYC_ORIGINS)
+    dest: pl.String = pa.Field(str_matches=r"^[A-Z]{3}$")
+    predicted_at: UTC_INSTANT
+    sched_dep_utc: UTC_INSTANT
+    horizon_minutes: pl.Int32 = pa.Field(ge=1, le=24 * 60)
+    month: pl.Int32 = pa.Field(ge=1, le=12)
+    weekday: pl.Int32 = pa.Field(ge=1, le=7)
+    sched_dep_hour: pl.Int32 = pa.Field(ge=0, le=24)
+    distance: pl.Int32 = pa.Field(gt=0, lt=6000)
+    plane_age: pl.Int32 = pa.Field(nullable=True, ge=0, le=80)
+    weather_age_minutes: pl.Int32 = pa.Field(nullable=True, ge=0)
+    humid: pl.Float64 = pa.Field(nullable=True, ge=0, le=100)
+    wind_speed: pl.Float64 = pa.Field(nullable=True, ge=0, le=200)
+    carrier_delay_rate_7d: pl.Float64 = pa.Field(nullable=True, ge=0, le=1)
+    is_delayed: pl.Boolean = pa.Field(nullable=True)
+    is_cancelled: pl.Boolean
+    is_diverted: pl.Boolean
+
+    @pa.dataframe_check(error="predicted_at is not the scheduled departure minus the horizon")
+    def horizon_before_departure(cls, data) -> pl.LazyFrame:
+        expected = pl.col("sched_dep_utc") - pl.duration(minutes=pl.col("horizon_minutes"))
+        return data.lazyframe.select(pl.col("predicted_at") == expected)
+
+    @pa.dataframe_check(error="cancelled or diverted flights must have no label")
+    def no_label_without_arrival(cls, data) -> pl.LazyFrame:
+        unlabeled = pl.col("is_cancelled") | pl.col("is_diverted")
+        return data.lazyframe.select(~unlabeled | pl.col("is_delayed").is_null())
+
+    class Config:
+        strict = False

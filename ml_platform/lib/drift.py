@@ -85,3 +85,10 @@ def drift_report(
 def severity(score: float, warn: float, error: float) -> str:
     """'ok', 'warn' or 'error' for a drift score."""
     return "error" if score >= error else "warn" if score >= warn else "ok"
+
+
+# --- calibrated for features.flight_features on the real 2013 year (docs/drift.md) ---------
+# Calendar features are left out: within a week they are constant or cycle by construction.
+DRIFT_EXCLUDED = ("month", "weekday", "days_to_holiday", "sched_dep_hour", "sched_dep_minute")
+DRIFT_WARN = 0.10
+DRIFT_ERROR = 0.25

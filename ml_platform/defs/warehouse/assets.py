@@ -5,9 +5,6 @@ time, see dagster.yaml): DuckDB allows one process per file once one writes.
 Each load replaces exactly its days in one transaction; a range is one statement.
 """
 
-import datetime as dt
-from contextlib import contextmanager
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -21,10 +18,10 @@ from ml_platform.defs.checks import (
     threshold_spec,
 )
 from ml_platform.defs.metadata import column_schema, sample_rows
-from ml_platform.defs.partitions import daily_partitions
-from ml_platform.defs.resources import StoreResource
+from ml_platform.defs.partitions import daily_partitions, day_range
+from ml_platform.defs.resources import StoreResource, warehouse_connection
 from ml_platform.lib import contracts, warehouse as wh
-from ml_platform.lib.lake_access import configure_lake_access
+from ml_platform.lib.warehouse.common import read_days
 
 POOL = "warehouse"
 SPEC = dict(group_name="warehouse", owners=["team:data-platform"])
@@ -43,29 +40,6 @@ ACCOUNTED = "every_row_accounted_for"
 CANCELLED_SHARE_LIMIT = 0.10  # a normal day cancels ~2%; the 2013-02-08 blizzard cancelled half
 NO_PLANE_SHARE_LIMIT = 0.20  # ~15% of 2013 flights carry fleet numbers unknown to the planes table
 IMPUTED_SHARE_LIMIT = 0.05
-
-
-@contextmanager
-def _connect(warehouse: DuckDBResource, lake_url: str | None = None):
-    """A short-lived warehouse connection that can also read the lake."""
-    Path(warehouse.database).parent.mkdir(parents=True, exist_ok=True)
-    with warehouse.get_connection() as conn:
-        conn.execute("SET TimeZone = 'UTC'")  # instants come out of DuckDB as UTC, everywhere
-        if lake_url:
-            configure_lake_access(conn, lake_url)
-        yield conn
-
-
-def _day_range(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
-    window = context.partition_key_range
-    return dt.date.fromisoformat(window.start), dt.date.fromisoformat(window.end)
-
-
-def _rows(conn, table: str, date_column: str, first: dt.date, last: dt.date) -> pl.DataFrame:
-    return conn.execute(
-        f"SELECT * FROM {table} WHERE {date_column} BETWEEN $first AND $last",
-        {"first": first, "last": last},
-    ).pl()
 
 
 def _lineage(deps: dict[str, list[tuple[dg.AssetKey | str, str]]]) -> dg.TableColumnLineage:
@@ -149,7 +123,7 @@ def _dimension(name: str, raw_key: str, loader, model_doc: str) -> dg.AssetsDefi
         **SPEC,
     )
     def _dim(warehouse: DuckDBResource, lake_store: StoreResource) -> dg.MaterializeResult:
-        with _connect(warehouse, lake_store.url) as conn:
+        with warehouse_connection(warehouse, lake_store.url) as conn:
             counts = loader(conn, lake_store.url)
             frame = conn.execute(f"SELECT * FROM core.dim_{name}").pl()
         return dg.MaterializeResult(
@@ -208,11 +182,11 @@ dim_planes = _dimension("planes", "raw_planes", wh.load_dim_planes, "Planes by t
 def staging_flights(
     context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake_store: StoreResource
 ):
-    first, last = _day_range(context)
-    with _connect(warehouse, lake_store.url) as conn:
+    first, last = day_range(context)
+    with warehouse_connection(warehouse, lake_store.url) as conn:
         result = wh.load_staging_flights(conn, lake_store.url, first, last)
-        frame = _rows(conn, "staging.flights", "flight_date", first, last)
-        quarantined = _rows(conn, "quarantine.flights", "flight_date", first, last)
+        frame = read_days(conn, "staging.flights", "flight_date", first, last)
+        quarantined = read_days(conn, "quarantine.flights", "flight_date", first, last)
     context.log.info("staging.flights %s..%s: %s", first, last, result.total.to_dict())
     yield dg.MaterializeResult(
         asset_key=STAGING_FLIGHTS,
@@ -257,10 +231,10 @@ def fct_flights(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     """One row per flight with its airline, airports and plane, and the label `is_delayed`
     (arrival more than 15 minutes late; empty for cancelled and diverted flights). Flights
     whose plane is unknown stay, with empty plane columns and `has_plane` false."""
-    first, last = _day_range(context)
-    with _connect(warehouse) as conn:
+    first, last = day_range(context)
+    with warehouse_connection(warehouse) as conn:
         result = wh.load_fct_flights(conn, first, last)
-        frame = _rows(conn, "core.fct_flights", "flight_date", first, last)
+        frame = read_days(conn, "core.fct_flights", "flight_date", first, last)
     yield dg.MaterializeResult(
         metadata={
             **_load_metadata(result, frame),
@@ -314,11 +288,11 @@ def fct_flights(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
 def staging_weather(
     context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake_store: StoreResource
 ):
-    first, last = _day_range(context)
-    with _connect(warehouse, lake_store.url) as conn:
+    first, last = day_range(context)
+    with warehouse_connection(warehouse, lake_store.url) as conn:
         result = wh.load_staging_weather(conn, lake_store.url, first, last)
-        frame = _rows(conn, "staging.weather", "weather_date", first, last)
-        quarantined = _rows(conn, "quarantine.weather", "weather_date", first, last)
+        frame = read_days(conn, "staging.weather", "weather_date", first, last)
+        quarantined = read_days(conn, "quarantine.weather", "weather_date", first, last)
     yield dg.MaterializeResult(
         asset_key=STAGING_WEATHER,
         metadata={**_load_metadata(result, frame), "imputed_rows": result.total.added_rows},

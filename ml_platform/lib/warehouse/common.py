@@ -240,3 +240,13 @@ def counts_by_day(
         else:
             entry["rules"][rule] = entry["rules"].get(rule, 0) + rows
     return {d: Counts(e["input"], e["loaded"], e["rules"], e["added"]) for d, e in per_day.items()}
+
+
+def read_days(
+    conn: duckdb.DuckDBPyConnection, table: str, date_column: str, first: dt.date, last: dt.date
+):
+    """The rows of ``table`` whose ``date_column`` is in [first, last], as a polars frame."""
+    return conn.execute(
+        f"SELECT * FROM {table_name(table)} WHERE {ident(date_column)} BETWEEN $first AND $last",
+        {"first": first, "last": last},
+    ).pl()

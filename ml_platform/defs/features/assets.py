@@ -1,0 +1,199 @@
+"""Point-in-time flight features, the training-set snapshot, and the checks that keep them honest."""
+
+import datetime as dt
+
+import dagster as dg
+import polars as pl
+from dagster_duckdb import DuckDBResource
+
+from ml_platform.defs.automation import on_upstream_change
+from ml_platform.defs.checks import contract_result, contract_spec
+from ml_platform.defs.metadata import column_schema
+from ml_platform.defs.partitions import daily_partitions, day_range
+from ml_platform.defs.resources import StoreResource, warehouse_connection
+from ml_platform.defs.warehouse.assets import FCT_FLIGHTS, POOL, STAGING_WEATHER
+from ml_platform.lib import contracts, features as ft, lake, training_set
+from ml_platform.lib.drift import DRIFT_ERROR, DRIFT_EXCLUDED, DRIFT_WARN, drift_report, severity
+from ml_platform.lib.storage import Store
+from ml_platform.lib.warehouse.common import read_days
+
+FEATURES = dg.AssetKey(["features", "flight_features"])
+TRAINING_SET = dg.AssetKey(["features", "training_set"])
+SPEC = dict(group_name="features", owners=["team:ml"])
+HISTORY_DAYS = 29  # the longest trailing window (28 days) plus overnight arrivals
+POINT_IN_TIME = "point_in_time"
+DRIFT = "feature_drift"
+
+
+class FeatureSettings(dg.ConfigurableResource):
+    """How far ahead predictions are made, and the drift thresholds (docs/drift.md)."""
+
+    prediction_horizon_minutes: int = 60
+    drift_warn: float = DRIFT_WARN
+    drift_error: float = DRIFT_ERROR
+
+
+def _point_in_time_result(conn, frame: pl.DataFrame, first: dt.date, last: dt.date) -> dg.AssetCheckResult:
+    """Nothing used was known after predicted_at, no post-departure column, no one-feature oracle."""
+    violations = ft.point_in_time_violations(conn, first, last)
+    forbidden = ft.forbidden_columns_present(frame.columns)
+    auc = ft.single_feature_auc(frame)
+    leaks = {c: round(a, 3) for c, a in auc.items() if a > ft.LEAK_AUC}
+    problems = [f"{n:,} rows use {c} after predicted_at" for c, n in violations.items() if n]
+    if forbidden:
+        problems.append(f"post-departure columns among the features: {', '.join(forbidden)}")
+    if leaks:
+        problems.append(f"a single feature separates the label (ROC AUC > {ft.LEAK_AUC}): {leaks}")
+    top = dict(sorted(auc.items(), key=lambda kv: kv[1], reverse=True)[:5])
+    return dg.AssetCheckResult(
+        asset_key=FEATURES,
+        check_name=POINT_IN_TIME,
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(problems) or None,
+        metadata={
+            "rows_after_predicted_at": dg.MetadataValue.json(violations),
+            "highest_single_feature_auc": dg.MetadataValue.json({k: round(v, 3) for k, v in top.items()}),
+        },
+    )
+
+
+def _drift_result(
+    conn, store: Store, last: dt.date, settings: FeatureSettings
+) -> dg.AssetCheckResult:
+    """PSI of the 7 days ending ``last`` against the snapshot the current model was trained on."""
+    reference_path = training_set.reference_snapshot(store)
+    if reference_path is None:
+        return dg.AssetCheckResult(
+            asset_key=FEATURES, check_name=DRIFT, passed=True,
+            description="No training snapshot yet: nothing to compare with.",
+        )  # fmt: skip
+    reference = training_set.read_snapshot(store, reference_path)
+    recent = read_days(conn, ft.TABLE, "flight_date", last - dt.timedelta(days=6), last)
+    numeric = [c for c in ft.NUMERIC_FEATURES if c not in DRIFT_EXCLUDED]
+    report = drift_report(reference, recent, numeric, ft.CATEGORICAL_FEATURES)
+    level = severity(report.score, settings.drift_warn, settings.drift_error)
+    return dg.AssetCheckResult(
+        asset_key=FEATURES,
+        check_name=DRIFT,
+        passed=level == "ok",
+        severity=dg.AssetCheckSeverity.ERROR if level == "error" else dg.AssetCheckSeverity.WARN,
+        description=f"drift score {report.score:.3f} for the week ending {last} ({level}; "
+        f"WARN at {settings.drift_warn}, ERROR at {settings.drift_error})",
+        metadata={
+            "score": report.score,
+            "level": level,
+            "week_ending": str(last),
+            "reference": store.uri(reference_path),
+            "top_features": dg.MetadataValue.json(dict(report.top)),
+            "psi_by_feature": dg.MetadataValue.json({k: round(v, 4) for k, v in sorted(report.psi.items())}),
+        },
+    )
+
+
+@dg.asset(
+    key=FEATURES,
+    deps=[
+        dg.AssetDep(
+            FCT_FLIGHTS,
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-HISTORY_DAYS, allow_nonexistent_upstream_partitions=True
+            ),
+        ),
+        dg.AssetDep(
+            STAGING_WEATHER,
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-1, allow_nonexistent_upstream_partitions=True
+            ),
+        ),
+    ],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"duckdb", "parquet"},
+    pool=POOL,
+    automation_condition=on_upstream_change(),
+    check_specs=[
+        dg.AssetCheckSpec(POINT_IN_TIME, asset=FEATURES, blocking=True,
+                          description="No row used a source row known after its predicted_at, no "
+                          "post-departure column is a feature, no single feature has ROC AUC > 0.9."),
+        contract_spec(FEATURES, contracts.FlightFeatures),
+        dg.AssetCheckSpec(DRIFT, asset=FEATURES, blocking=False,
+                          description="PSI of the last 7 days against the model's training snapshot."),
+    ],  # fmt: skip
+    **SPEC,
+)
+def flight_features(
+    context: dg.AssetExecutionContext,
+    warehouse: DuckDBResource,
+    lake_store: StoreResource,
+    feature_settings: FeatureSettings,
+):
+    """Every scheduled flight as it looked `horizon` minutes before departure (`predicted_at`):
+    calendar, route, plane, the latest weather report known then, the airport's state, and
+    trailing delay rates, with the label `is_delayed`. A day is recomputed when any of the 29
+    days before it change (its trailing windows), so corrections flow forward."""
+    first, last = day_range(context)
+    store = lake_store.store()
+    with warehouse_connection(warehouse, lake_store.url) as conn:
+        result = ft.build_flight_features(
+            conn, first, last, horizon_minutes=feature_settings.prediction_horizon_minutes
+        )
+        frame = read_days(conn, ft.TABLE, "flight_date", first, last)
+        lake.publish_days(store, "flight_features", frame, list(result.days), "flight_date")
+        yield dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": frame.height,
+                "dagster/column_schema": column_schema(frame),
+                "rows_per_day": {str(d): n for d, n in result.days.items()},
+                "horizon_minutes": result.horizon_minutes,
+                "labelled_rows": int(frame[ft.LABEL].is_not_null().sum()),
+                "build_seconds": round(result.seconds, 2),
+                "published": store.uri(f"published/flight_features/date={first}"),
+            }
+        )
+        yield _point_in_time_result(conn, frame, first, last)
+        yield contract_result(FEATURES, contracts.FlightFeatures, frame)
+        yield _drift_result(conn, store, last, feature_settings)
+
+
+class TrainingSetConfig(dg.Config):
+    """The window of days to train on (inclusive); empty means every labelled day available."""
+
+    first_day: str = ""
+    last_day: str = ""
+
+
+@dg.asset(
+    key=TRAINING_SET,
+    deps=[FEATURES],
+    kinds={"parquet"},
+    pool=POOL,
+    check_specs=[contract_spec(TRAINING_SET, contracts.FlightFeatures)],
+    **SPEC,
+)
+def flight_training_set(
+    context: dg.AssetExecutionContext,
+    config: TrainingSetConfig,
+    warehouse: DuckDBResource,
+    lake_store: StoreResource,
+):
+    """The labelled flights of a window of days, frozen as one Parquet snapshot in the lake and
+    named by its content hash. Its data version is that hash: training logs it as its dataset."""
+    store = lake_store.store()
+    with warehouse_connection(warehouse) as conn:
+        frame = training_set.select(conn, config.first_day or None, config.last_day or None)
+    snapshot = training_set.write_snapshot(store, frame)
+    context.log.info("training set %s: %d rows, %s..%s", snapshot.digest[:16], snapshot.rows, snapshot.first_day, snapshot.last_day)
+    yield dg.MaterializeResult(
+        data_version=dg.DataVersion(snapshot.digest),
+        metadata={
+            "dagster/row_count": snapshot.rows,
+            "dagster/column_schema": column_schema(frame),
+            "content_sha256": snapshot.digest,
+            "first_day": str(snapshot.first_day),
+            "last_day": str(snapshot.last_day),
+            "delayed_share": round(snapshot.delayed_share, 4),
+            "location": store.uri(snapshot.path),
+        },
+    )
+    yield contract_result(TRAINING_SET, contracts.FlightFeatures, frame)
