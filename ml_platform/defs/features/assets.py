@@ -13,7 +13,7 @@ from ml_platform.defs.partitions import daily_partitions, day_range
 from ml_platform.defs.resources import StoreResource, warehouse_connection
 from ml_platform.defs.warehouse.assets import FCT_FLIGHTS, POOL, STAGING_WEATHER
 from ml_platform.lib import contracts, features as ft, lake, training_set
-from ml_platform.lib.drift import DRIFT_ERROR, DRIFT_EXCLUDED, DRIFT_WARN, drift_report, severity
+from ml_platform.lib.drift import DRIFT_ERROR, DRIFT_FEATURES, DRIFT_WARN, drift_report, severity
 from ml_platform.lib.storage import Store
 from ml_platform.lib.warehouse.common import read_days
 
@@ -70,8 +70,9 @@ def _drift_result(
         )  # fmt: skip
     reference = training_set.read_snapshot(store, reference_path)
     recent = read_days(conn, ft.TABLE, "flight_date", last - dt.timedelta(days=6), last)
-    numeric = [c for c in ft.NUMERIC_FEATURES if c not in DRIFT_EXCLUDED]
-    report = drift_report(reference, recent, numeric, ft.CATEGORICAL_FEATURES)
+    report = drift_report(
+        reference, recent, ft.NUMERIC_FEATURES, ft.CATEGORICAL_FEATURES, score_features=DRIFT_FEATURES
+    )
     level = severity(report.score, settings.drift_warn, settings.drift_error)
     return dg.AssetCheckResult(
         asset_key=FEATURES,
@@ -85,7 +86,7 @@ def _drift_result(
             "level": level,
             "week_ending": str(last),
             "reference": store.uri(reference_path),
-            "top_features": dg.MetadataValue.json(dict(report.top)),
+            "largest_in_score": dg.MetadataValue.json({k: round(v, 4) for k, v in report.top}),
             "psi_by_feature": dg.MetadataValue.json({k: round(v, 4) for k, v in sorted(report.psi.items())}),
         },
     )

@@ -20,8 +20,8 @@ from ml_platform.lib.features.leakage import (
 )  # fmt: skip
 
 __all__ = [
-    "CATEGORICAL_FEATURES", "COLUMNS", "DEFAULT_HORIZON_MINUTES", "FORBIDDEN_COLUMNS",
-    "FeatureBuildResult", "KEY_COLUMNS", "KNOWN_AT_COLUMNS", "LABEL", "LEAK_AUC",
-    "NUMERIC_FEATURES", "TABLE", "build_flight_features", "create_table", "federal_holidays",
-    "forbidden_columns_present", "holidays_around", "point_in_time_violations", "single_feature_auc",
+    "CATEGORICAL_FEATURES", "COLUMNS", "DEFAULT_HORIZON_MINUTES", "FORBIDDEN_COLUMNS", "KEY_COLUMNS",
+    "KNOWN_AT_COLUMNS", "LABEL", "LEAK_AUC", "NUMERIC_FEATURES", "TABLE", "FeatureBuildResult",
+    "build_flight_features", "create_table", "federal_holidays", "forbidden_columns_present",
+    "holidays_around", "point_in_time_violations", "single_feature_auc",
 ]  # fmt: skip

@@ -7,7 +7,8 @@
 * ``$first``, ``$last``: the New York days described;
 * ``$horizon``: minutes between the prediction and the scheduled departure;
 * ``$flights_from``, ``$weather_from``: the first day of flights and of weather read
-  as history (``lookback_days``), so a day's rows never depend on older data;
+  as history (``first`` minus ``HISTORY_LOOKBACK_DAYS`` / ``WEATHER_LOOKBACK_DAYS``),
+  so a day's rows never depend on older data;
 * ``$holidays``: the federal holidays around the range (``holidays.holidays_around``).
 
 How "known at predicted_at" is enforced, set-based (no per-flight subquery):
@@ -36,11 +37,11 @@ HISTORY_WINDOW_HOURS = {days: 24 * days for days in HISTORY_WINDOW_DAYS}
 AIRPORT_WINDOW_HOURS = 2  # departures and cancellations in (predicted_at - 2 h, predicted_at]
 SCHEDULE_HALF_WINDOW_HOURS = 1  # scheduled departures within +-1 h of the flight's own
 TREND_HOURS = 3  # weather trends: the latest report against the one 3 h before
-MAX_WEATHER_AGE_HOURS = 12  # an older report is not "current weather": NULL instead
+MAX_WEATHER_AGE_HOURS = 6  # an older report is not "current weather": NULL instead (2013 gaps: <= 5 h)
 # History of day D reads flights from D - 32: the 28-day window, up to 1 day of horizon,
 # and up to 3 days between a flight's day and its arrival (overnight + 24 h delay).
 HISTORY_LOOKBACK_DAYS = max(HISTORY_WINDOW_DAYS) + 4
-# Weather of day D reads reports from D - 3: the 12-hour age limit, 3 h of trend, 1 day of horizon.
+# Weather of day D reads reports from D - 3: the 6-hour age limit, 3 h of trend, 1 day of horizon.
 WEATHER_LOOKBACK_DAYS = 3
 
 
@@ -57,15 +58,15 @@ def _running_totals(name: str, keys: tuple[str, ...], time_sql: str, where: str,
 
 
 def _asof(table: str, alias: str, keys: tuple[str, ...], condition: str) -> tuple[str, str]:
-    """The latest running total of the flight's group whose time ``t`` meets ``condition``.
+    """The latest running total (``a``) of the flight's (``f``) group whose time ``a.t`` meets ``condition``.
 
     Returns a lookup CTE (``ASOF`` join of the flights' ids and keys only: carrying
-    every column through two dozen ASOF joins costs three times as much) and the
+    every column through two dozen ASOF joins is more than twice as slow) and the
     join that brings its columns to the flight as ``alias.<column>``.
     """
     equal = " AND ".join(f"f.{k} = a.{k}" for k in keys)
     cte = (f"lookup_{alias} AS (SELECT f.row_id, a.* FROM targets f "
-           f"ASOF LEFT JOIN {table} a ON {equal} AND {condition.format(t='a.t')})")
+           f"ASOF LEFT JOIN {table} a ON {equal} AND {condition})")
     return cte, f"LEFT JOIN lookup_{alias} AS {alias} ON {alias}.row_id = f.row_id"
 
 
@@ -153,20 +154,20 @@ _LOOKUPS = [
     (None, "LEFT JOIN day_holiday h ON h.flight_date = f.flight_date"),
     _asof("reports", "wx", ("origin",), "f.predicted_at >= a.known_at_utc"),
     # (predicted_at - 2 h, predicted_at]: totals at the end minus totals at the start.
-    _asof("departures", "dep_end", ("origin",), "f.predicted_at >= {t}"),
-    _asof("departures", "dep_start", ("origin",), "f.airport_window_start >= {t}"),
-    _asof("cancellations", "can_end", ("origin",), "f.predicted_at >= {t}"),
-    _asof("cancellations", "can_start", ("origin",), "f.airport_window_start >= {t}"),
+    _asof("departures", "dep_end", ("origin",), "f.predicted_at >= a.t"),
+    _asof("departures", "dep_start", ("origin",), "f.airport_window_start >= a.t"),
+    _asof("cancellations", "can_end", ("origin",), "f.predicted_at >= a.t"),
+    _asof("cancellations", "can_start", ("origin",), "f.airport_window_start >= a.t"),
     # [sched - 1 h, sched + 1 h], only flights of this day or before (later days are not loaded yet).
-    _asof("schedule", "sch_end", ("origin",), "f.schedule_to >= {t}"),
-    _asof("schedule", "sch_day", ("origin",), "f.day_end_utc > {t}"),
-    _asof("schedule", "sch_start", ("origin",), "f.schedule_from > {t}"),
+    _asof("schedule", "sch_end", ("origin",), "f.schedule_to >= a.t"),
+    _asof("schedule", "sch_day", ("origin",), "f.day_end_utc > a.t"),
+    _asof("schedule", "sch_start", ("origin",), "f.schedule_from > a.t"),
 ]
 for _group, _keys in HISTORY_GROUPS.items():
     # [predicted_at - window, predicted_at]
-    _LOOKUPS.append(_asof(f"arrivals_{_group}", f"{_group}_end", _keys, "f.predicted_at >= {t}"))
+    _LOOKUPS.append(_asof(f"arrivals_{_group}", f"{_group}_end", _keys, "f.predicted_at >= a.t"))
     for _days in HISTORY_WINDOW_DAYS:
-        _LOOKUPS.append(_asof(f"arrivals_{_group}", f"{_group}_{_days}d", _keys, f"f.history_start_{_days}d > {{t}}"))
+        _LOOKUPS.append(_asof(f"arrivals_{_group}", f"{_group}_{_days}d", _keys, f"f.history_start_{_days}d > a.t"))
 
 # ---------------------------------------------------------------- the columns
 
@@ -206,7 +207,8 @@ for _group, _keys in HISTORY_GROUPS.items():
     _history_used.append(f"CASE WHEN {_widest} > 0 THEN {_group}_end.t END")
 _VALUES["history_known_at"] = f"greatest({', '.join(_history_used)})"
 
-assert set(_VALUES) == set(COLUMNS), set(_VALUES) ^ set(COLUMNS)
+if set(_VALUES) != set(COLUMNS):
+    raise RuntimeError(f"features SQL and columns.COLUMNS disagree on {sorted(set(_VALUES) ^ set(COLUMNS))}")
 
 _SELECT_LIST = ",\n    ".join(f"CAST({_VALUES[c]} AS {t}) AS {c}" for c, t in COLUMNS.items())
 _CTES = ",\n".join([_FLIGHTS, _HOLIDAYS, _WEATHER, *_EVENTS, *(cte for cte, _ in _LOOKUPS if cte)])

@@ -8,7 +8,6 @@ ingestion writes the lake.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from dataclasses import dataclass
 from pathlib import Path
 

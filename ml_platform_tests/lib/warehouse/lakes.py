@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from functools import cache
 
 import duckdb
 import polars as pl
@@ -18,19 +17,13 @@ import polars as pl
 from ml_platform.lib import lake
 from ml_platform.lib.landing import parse_flights_csv
 from ml_platform.lib.reference_data import (
-    REFERENCE_TABLES, flight_days, flights_csv_for_day, read_reference_table, weather_csv_path,
+    flight_days, flights_csv_for_day,
 )  # fmt: skip
 from ml_platform.lib.storage import Store
+from ml_platform.lib.year import FETCHED_AT, WEATHER_SCHEMA, weather_frame, write_reference_tables, write_weather_days  # noqa: F401
 from ml_platform.lib.warehouse import load_dims, load_fct_flights, load_staging_flights, load_staging_weather
 
 JAN1, JAN3 = dt.date(2013, 1, 1), dt.date(2013, 1, 3)
-FETCHED_AT = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
-WEATHER_SCHEMA = {
-    "origin": pl.String, "year": pl.Int64, "month": pl.Int64, "day": pl.Int64, "hour": pl.Int64,
-    **{c: pl.Float64 for c in ("temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust",
-                               "precip", "pressure", "visib")},
-    "time_hour": pl.String,
-}  # fmt: skip
 
 
 def csv_lines(day: dt.date) -> tuple[str, list[str]]:
@@ -51,31 +44,6 @@ def write_flights_day(store: Store, day: dt.date, files: dict[str, bytes] | None
     frame = pl.concat(frames, how="diagonal_relaxed")
     lake.write_partition(store, "flights", day, frame)
     return frame
-
-
-def write_reference_tables(store: Store, **replacements: pl.DataFrame) -> None:
-    for name in REFERENCE_TABLES:
-        frame = replacements.get(name)
-        lake.write_table(store, lake.table_path(name), frame if frame is not None else read_reference_table(name))
-
-
-@cache
-def weather_frame() -> pl.DataFrame:
-    """weather.csv with the lake's columns and types, plus a ``_day`` (New York date) helper column."""
-    w = pl.read_csv(weather_csv_path(), null_values="NA", infer_schema_length=None)
-    w = w.select(list(WEATHER_SCHEMA)).cast(WEATHER_SCHEMA)
-    return w.with_columns(
-        pl.lit(FETCHED_AT).alias("_fetched_at"),
-        pl.lit("http://127.0.0.1/weather").alias("_source_url"),
-        pl.date(pl.col("year"), pl.col("month"), pl.col("day")).alias("_day"),
-    )
-
-
-def write_weather_days(store: Store, days: Iterable[dt.date], frame: pl.DataFrame | None = None) -> None:
-    frame = weather_frame() if frame is None else frame
-    wanted = set(days)
-    for (day,), part in frame.filter(pl.col("_day").is_in(list(wanted))).group_by(["_day"]):
-        lake.write_partition(store, "weather", day, part.drop("_day").sort("time_hour", "origin"))
 
 
 def write_year(store: Store) -> None:

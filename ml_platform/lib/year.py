@@ -1,0 +1,80 @@
+"""The real 2013 year laid out as the platform would have ingested it, without Dagster.
+
+Used where a whole year is needed at once (drift calibration, the model quality
+protocol, benchmarks): every day's flights CSV parsed as ingestion parses it, the
+weather as the API serves it, the reference tables as the operational database
+holds them, then loaded into a DuckDB warehouse by the warehouse's own code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from ml_platform.lib import lake
+from ml_platform.lib.landing import parse_flights_csv
+from ml_platform.lib.reference_data import (
+    REFERENCE_TABLES, flight_days, flights_csv_for_day, read_reference_table, weather_csv_path,
+)  # fmt: skip
+from ml_platform.lib.storage import Store, open_store
+from ml_platform.lib.warehouse import load_dims, load_fct_flights, load_staging_flights, load_staging_weather
+
+FIRST_DAY, LAST_DAY = dt.date(2013, 1, 1), dt.date(2013, 12, 31)
+FETCHED_AT = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
+WEATHER_SCHEMA = {
+    "origin": pl.String, "year": pl.Int64, "month": pl.Int64, "day": pl.Int64, "hour": pl.Int64,
+    **{c: pl.Float64 for c in ("temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust",
+                               "precip", "pressure", "visib")},
+    "time_hour": pl.String,
+}  # fmt: skip
+
+
+@cache
+def weather_frame() -> pl.DataFrame:
+    """weather.csv with the lake's columns and types, plus ``_day`` (its New York date)."""
+    w = pl.read_csv(weather_csv_path(), null_values="NA", infer_schema_length=None)
+    w = w.select(list(WEATHER_SCHEMA)).cast(WEATHER_SCHEMA)
+    return w.with_columns(
+        pl.lit(FETCHED_AT).alias("_fetched_at"),
+        pl.lit("http://127.0.0.1/weather").alias("_source_url"),
+        pl.date(pl.col("year"), pl.col("month"), pl.col("day")).alias("_day"),
+    )
+
+
+def write_weather_days(store: Store, days: Iterable[dt.date], frame: pl.DataFrame | None = None) -> None:
+    frame = weather_frame() if frame is None else frame
+    for (day,), part in frame.filter(pl.col("_day").is_in(list(set(days)))).group_by(["_day"]):
+        lake.write_partition(store, "weather", day, part.drop("_day").sort("time_hour", "origin"))
+
+
+def write_reference_tables(store: Store, **replacements: pl.DataFrame) -> None:
+    for name in REFERENCE_TABLES:
+        frame = replacements.get(name)
+        lake.write_table(store, lake.table_path(name), frame if frame is not None else read_reference_table(name))
+
+
+def build_year_lake(store: Store, first: dt.date = FIRST_DAY, last: dt.date = LAST_DAY) -> None:
+    """Flights, weather and reference tables of [first, last] in the lake, as ingestion writes them."""
+    days = [d for d in flight_days() if first <= d <= last]
+    for day in days:
+        name = f"flights_{day}.csv"
+        lake.write_partition(store, "flights", day, parse_flights_csv(name, flights_csv_for_day(day)))
+    write_weather_days(store, days)
+    write_reference_tables(store)
+
+
+def build_year_warehouse(
+    conn: duckdb.DuckDBPyConnection, lake_dir: Path, first: dt.date = FIRST_DAY, last: dt.date = LAST_DAY
+) -> None:
+    """A lake in ``lake_dir`` and the warehouse loaded from it, one range load per table."""
+    build_year_lake(open_store(str(lake_dir)), first, last)
+    lake_url = str(lake_dir)
+    load_dims(conn, lake_url)
+    load_staging_flights(conn, lake_url, first, last)
+    load_fct_flights(conn, first, last)
+    load_staging_weather(conn, lake_url, first, last)
