@@ -4,12 +4,12 @@ Settings are read when Dagster loads the code location, not at import time.
 """
 
 import dagster as dg
-
 from dagster_duckdb import DuckDBResource
 
-from ml_platform.defs import features, lake, warehouse
-from ml_platform.defs.features.assets import FeatureSettings
+from ml_platform.defs import features, lake, models, warehouse
 from ml_platform.defs.automation import automation_sensor
+from ml_platform.defs.features.assets import FeatureSettings
+from ml_platform.defs.models.assets import MLflowResource
 from ml_platform.defs.resources import OpsDatabaseResource, StoreResource, WeatherApiResource
 from ml_platform.settings import Settings
 
@@ -21,6 +21,9 @@ def resources(settings: Settings) -> dict:
         "ops_database": OpsDatabaseResource(url=settings.ops_db_url),
         "weather": WeatherApiResource(base_url=settings.weather_api_url),
         "warehouse": DuckDBResource(database=str(settings.warehouse_path)),
+        "mlflow_tracking": MLflowResource(
+            tracking_uri=settings.mlflow_tracking_uri, ui_url=settings.mlflow_ui_url
+        ),
         "feature_settings": FeatureSettings(
             prediction_horizon_minutes=settings.prediction_horizon_minutes
         ),
@@ -33,5 +36,6 @@ def defs() -> dg.Definitions:
         lake.definitions(),
         warehouse.definitions(),
         features.definitions(),
+        models.definitions(),
         dg.Definitions(sensors=[automation_sensor], resources=resources(Settings.from_env())),
     )

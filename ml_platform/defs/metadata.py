@@ -25,6 +25,11 @@ def table_metadata(frame: pl.DataFrame, row_count: int | None = None) -> dict:
     }
 
 
+def json_rows(frame: pl.DataFrame) -> list[dict]:
+    """Rows as JSON-ready dicts (dates and times as ISO text)."""
+    return json.loads(frame.write_json())
+
+
 def sample_rows(frame: pl.DataFrame, n: int = 5) -> dg.JsonMetadataValue:
-    """A few rows as JSON (dates and times as ISO text), for a person to look at in the UI."""
-    return dg.MetadataValue.json(json.loads(frame.head(n).write_json()))
+    """A few rows as JSON, for a person to look at in the UI."""
+    return dg.MetadataValue.json(json_rows(frame.head(n)))

@@ -1,0 +1,308 @@
+"""Models: train and register a challenger, promote it past a gate, score days, measure reality.
+
+Lineage runs both ways: every MLflow run carries the Dagster run, asset, training window,
+cut-off, code version and training-set version as tags; every materialization here links
+to the MLflow run and model version.
+"""
+
+import datetime as dt
+import io
+
+import dagster as dg
+import polars as pl
+from dagster_duckdb import DuckDBResource
+
+from ml_platform.defs.features.assets import FEATURES, TRAINING_SET
+from ml_platform.defs.metadata import column_schema, json_rows
+from ml_platform.defs.partitions import daily_partitions, day_range
+from ml_platform.defs.resources import StoreResource, warehouse_connection
+from ml_platform.defs.warehouse.assets import FCT_FLIGHTS, POOL
+from ml_platform.lib import features as ft, lake, model, predictions as pr, registry, training_set
+from ml_platform.lib.version import code_version
+from ml_platform.lib.warehouse.common import read_days
+
+MODEL = dg.AssetKey(["models", "flight_delay_model"])
+CHAMPION = dg.AssetKey(["models", "champion"])
+PREDICTIONS = dg.AssetKey(["ml", "predictions"])
+PERFORMANCE = dg.AssetKey(["ml", "model_performance"])
+SPEC = dict(group_name="models", owners=["team:ml"])
+PIP_REQUIREMENTS = ["scikit-learn==1.9.1", "pandas", "numpy"]
+
+
+class MLflowResource(dg.ConfigurableResource):
+    """The MLflow tracking server runs log to, and the address people open in links."""
+
+    tracking_uri: str
+    ui_url: str
+
+
+class TrainingConfig(dg.Config):
+    holdout_days: int = 14
+    seed: int = 13
+
+
+class PromotionConfig(dg.Config):
+    """``rollback_to``: a model version to make champion again (the rollback job); 0 = promote."""
+
+    rollback_to: int = 0
+    margin: float = 0.005
+
+
+def _latest_snapshot(instance: dg.DagsterInstance) -> tuple[str, str, str]:
+    """(lake path, sha256, data version) of the newest training set."""
+    event = instance.get_latest_materialization_event(TRAINING_SET)
+    if event is None:
+        raise dg.Failure(description="No training set yet: materialize features/training_set first.")
+    meta = event.asset_materialization.metadata
+    digest = meta["content_sha256"].value
+    return f"{training_set.FOLDER}/flight_features-{digest[:16]}.parquet", digest, meta["location"].value
+
+
+def _labelled_days(store, first: dt.date, last: dt.date) -> pl.DataFrame:
+    """Published features of [first, last] with a label (read from the lake: no warehouse lock)."""
+    frames = []
+    day = first
+    while day <= last:
+        path = f"{lake.partition_dir('flight_features', day, 'published')}/{lake.PART_FILE}"
+        if store.exists(path):
+            frames.append(pl.read_parquet(io.BytesIO(store.read_bytes(path))))
+        day += dt.timedelta(days=1)
+    frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    return frame.filter(pl.col(ft.LABEL).is_not_null()) if frame.height else frame
+
+
+@dg.asset(key=MODEL, deps=[TRAINING_SET], kinds={"scikitlearn", "mlflow"}, **SPEC)
+def flight_delay_model(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    mlflow_tracking: MLflowResource,
+    lake_store: StoreResource,
+) -> dg.MaterializeResult:
+    """A gradient-boosted classifier of `is_delayed`, trained on the newest training set with its
+    newest days held out, logged to MLflow and registered as the `challenger`."""
+    store = lake_store.store()
+    path, digest, location = _latest_snapshot(context.instance)
+    frame = training_set.read_snapshot(store, path)
+    trained = model.train(frame, holdout_days=config.holdout_days, seed=config.seed)
+    _, holdout = model.time_split(frame.filter(pl.col(ft.LABEL).is_not_null()), config.holdout_days)
+    first_day, last_day = frame["flight_date"].min(), frame["flight_date"].max()
+    tags = {
+        "dagster.run_id": context.run.run_id,
+        "dagster.asset_key": MODEL.to_user_string(),
+        "dagster.partition_window": f"{first_day}..{last_day}",
+        registry.TAG_TRAINING_CUTOFF: str(trained.cutoff),
+        "holdout_first": str(trained.holdout_first),
+        "holdout_last": str(trained.holdout_last),
+        "threshold": str(trained.threshold),
+        "code_version": code_version(),
+        "training_set.data_version": digest,
+        "training_set.location": location,
+    }
+    try:
+        logged = registry.log_training(
+            mlflow_tracking.tracking_uri,
+            pipeline=trained.pipeline,
+            input_example=model.to_pandas_features(frame.head(5), trained.feature_columns),
+            params={**trained.params, "holdout_days": config.holdout_days, "seed": config.seed},
+            metrics=trained.metrics,
+            plots=model.plots(trained, holdout),
+            dataset={"name": "flight_features", "digest": digest, "source": location, "rows": frame.height,
+                     "first_day": str(first_day), "last_day": str(last_day)},  # fmt: skip
+            tags=tags,
+            pip_requirements=PIP_REQUIREMENTS,
+        )
+        registry.set_alias(mlflow_tracking.tracking_uri, "challenger", logged.version)
+    except registry.RegistryError as e:
+        raise dg.Failure(description=f"MLflow registry unavailable, no alias moved: {e}") from e
+    ui = mlflow_tracking.ui_url
+    return dg.MaterializeResult(
+        metadata={
+            "mlflow_run": dg.MetadataValue.url(registry.run_url(ui, logged.experiment_id, logged.run_id)),
+            "model_version": dg.MetadataValue.url(registry.model_version_url(ui, logged.version)),
+            "version": int(logged.version),
+            "training_cutoff": str(trained.cutoff),
+            "holdout": f"{trained.holdout_first}..{trained.holdout_last}",
+            **{k: float(v) for k, v in trained.metrics.items()},
+            "training_set": location,
+        }
+    )
+
+
+def _score(uri: str, version: int | str, rows: pl.DataFrame) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    pipeline = registry.load_model(uri, version)
+    columns = list(pipeline.feature_names_in_)
+    proba = pipeline.predict_proba(model.to_pandas_features(rows, columns))[:, 1]
+    y = rows[ft.LABEL].to_numpy()
+    return float(roc_auc_score(y, proba)) if 0 < y.sum() < len(y) else None
+
+
+def _checks_passed(instance: dg.DagsterInstance, asset: dg.AssetKey) -> bool:
+    key = dg.AssetCheckKey(asset, "contract")
+    record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key]).get(key)
+    return record is not None and record.status.value == "SUCCEEDED"
+
+
+@dg.asset(key=CHAMPION, deps=[MODEL], kinds={"mlflow"}, **SPEC)
+def champion_model(
+    context: dg.AssetExecutionContext,
+    config: PromotionConfig,
+    mlflow_tracking: MLflowResource,
+    lake_store: StoreResource,
+) -> dg.MaterializeResult:
+    """Which registered model version scores new days. The challenger becomes champion only if its
+    training data passed its checks and it beats the champion by a margin on recent days neither
+    trained on; every promotion, refusal or rollback is recorded here with its reason."""
+    uri, store = mlflow_tracking.tracking_uri, lake_store.store()
+    try:
+        current = registry.model_version_info(uri, "champion")
+        if config.rollback_to:
+            target = registry.model_version_info(uri, str(config.rollback_to))
+            if target is None:
+                raise dg.Failure(description=f"No model version {config.rollback_to} to roll back to.")
+            registry.set_alias(uri, "champion", target.version)
+            decision = dict(decision="rollback", reason=f"rolled back from version "
+                            f"{current.version if current else None} to {target.version}",
+                            champion_version=int(target.version))  # fmt: skip
+            snapshot = target.tags.get("training_set.data_version")
+        else:
+            challenger = registry.model_version_info(uri, "challenger")
+            if challenger is None:
+                raise dg.Failure(description="No challenger registered: train flight_delay_model first.")
+            first = dt.date.fromisoformat(challenger.tags["holdout_first"])
+            last = dt.date.fromisoformat(challenger.tags["holdout_last"])
+            rows = _labelled_days(store, first, last)
+            challenger_score = _score(uri, challenger.version, rows) if rows.height else None
+            champion_score = _score(uri, current.version, rows) if current and rows.height else None
+            if not _checks_passed(context.instance, TRAINING_SET):
+                promote, reason = False, "the challenger's training set did not pass its checks"
+            elif current is not None and current.version == challenger.version:
+                promote, reason = False, f"version {challenger.version} is already champion"
+            else:
+                promote, reason = registry.decide_promotion(challenger_score, champion_score, config.margin)
+            if promote:
+                registry.set_alias(uri, "champion", challenger.version)
+            decision = dict(
+                decision="promoted" if promote else "refused", reason=reason,
+                challenger_version=int(challenger.version),
+                challenger_roc_auc=challenger_score, champion_roc_auc=champion_score,
+                evaluated_days=f"{first}..{last}", evaluated_flights=rows.height,
+                champion_version=int(challenger.version if promote else current.version) if promote or current else None,
+            )  # fmt: skip
+            snapshot = challenger.tags.get("training_set.data_version") if promote else None
+    except registry.RegistryError as e:
+        raise dg.Failure(description=f"MLflow registry unavailable, no alias moved: {e}") from e
+    if snapshot:
+        training_set.mark_reference(store, f"{training_set.FOLDER}/flight_features-{snapshot[:16]}.parquet")
+    context.log.info("champion: %s", decision)
+    version = decision.get("champion_version")
+    metadata = {k: v for k, v in decision.items() if v is not None}
+    if version:
+        metadata["model_version_link"] = dg.MetadataValue.url(registry.model_version_url(mlflow_tracking.ui_url, version))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    key=PREDICTIONS,
+    deps=[FEATURES, CHAMPION],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"duckdb", "parquet"},
+    pool=POOL,
+    **SPEC,
+)
+def flight_predictions(
+    context: dg.AssetExecutionContext,
+    warehouse: DuckDBResource,
+    mlflow_tracking: MLflowResource,
+    lake_store: StoreResource,
+) -> dg.MaterializeResult:
+    """The champion's probability that each flight arrives more than 15 minutes late, made at
+    `predicted_at`, one row per flight and model version. Only days after the model's training
+    cut-off are scored, and a day scored once is never rescored by a later champion."""
+    first, last = day_range(context)
+    uri = mlflow_tracking.tracking_uri
+    try:
+        info = registry.model_version_info(uri, "champion")
+        if info is None:
+            raise dg.Failure(description="No champion yet: train and promote a model first.")
+        pipeline = registry.load_model(uri, "champion")
+    except registry.RegistryError as e:
+        raise dg.Failure(description=f"MLflow registry unavailable: {e}") from e
+    version, threshold = int(info.version), float(info.tags.get("threshold", 0.5))
+    store = lake_store.store()
+    expected = list(pipeline.feature_names_in_)
+    mismatch = model.signature_mismatch(expected, [*ft.NUMERIC_FEATURES, *ft.CATEGORICAL_FEATURES])
+    if mismatch["missing"] or mismatch["unexpected"]:
+        raise dg.Failure(
+            description=f"Model version {version} does not fit the features: {mismatch}",
+            metadata={"missing": mismatch["missing"], "unexpected": mismatch["unexpected"]},
+        )
+    with warehouse_connection(warehouse) as conn:
+        todo, skipped = pr.days_to_score(conn, first, last, version, info.training_cutoff)
+        rows = read_days(conn, ft.TABLE, "flight_date", first, last).filter(pl.col("flight_date").is_in(todo))
+        proba = pipeline.predict_proba(model.to_pandas_features(rows, expected))[:, 1] if rows.height else []
+        scored = rows.select(*pr.KEY, "predicted_at").with_columns(
+            pl.lit(version, dtype=pl.Int32).alias("model_version"),
+            pl.Series("probability", proba, dtype=pl.Float64),
+            pl.lit(threshold).alias("threshold"),
+            pl.lit(dt.datetime.now(dt.UTC)).alias("scored_at"),
+        ).with_columns((pl.col("probability") >= threshold).alias("predicted_class"))
+        pr.write_predictions(conn, scored, todo, version)
+        published = read_days(conn, pr.PREDICTIONS, "flight_date", first, last)
+    lake.publish_days(store, "predictions", published, pr.days_between(first, last), "flight_date")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": scored.height,
+            "dagster/column_schema": column_schema(scored),
+            "model_version": version,
+            "scored_days": [str(d) for d in todo],
+            "left_as_they_were": dg.MetadataValue.json({str(d): why for d, why in skipped.items()}),
+            "mean_probability": float(scored["probability"].mean()) if scored.height else None,
+        }
+    )
+
+
+REALIZED_AUC_BOUND = 0.65
+
+
+@dg.asset(
+    key=PERFORMANCE,
+    deps=[PREDICTIONS, FCT_FLIGHTS],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"duckdb", "parquet"},
+    pool=POOL,
+    check_specs=[
+        dg.AssetCheckSpec("realized_auc_7d", asset=PERFORMANCE, blocking=False,
+                          description=f"ROC AUC of the last 7 days' predictions, once landed, is at "
+                          f"least {REALIZED_AUC_BOUND}."),
+    ],  # fmt: skip
+    **SPEC,
+)
+def model_performance(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake_store: StoreResource):
+    """How good the predictions turned out: per day and model version, realized ROC AUC, PR AUC,
+    Brier score and calibration (mean predicted probability next to the observed delay rate),
+    from out-of-sample predictions of flights that have landed."""
+    first, last = day_range(context)
+    with warehouse_connection(warehouse) as conn:
+        frame = pr.compute_performance(conn, first, last)
+        auc_7d = pr.realized_auc(conn, last)
+    lake.publish_days(lake_store.store(), "model_performance", frame, pr.days_between(first, last), "flight_date")
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": frame.height,
+            "dagster/column_schema": column_schema(frame),
+            "per_day": dg.MetadataValue.json(json_rows(frame)),
+        }
+    )
+    yield dg.AssetCheckResult(
+        asset_key=PERFORMANCE,
+        check_name="realized_auc_7d",
+        passed=auc_7d is None or auc_7d >= REALIZED_AUC_BOUND,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="not enough landed predictions yet" if auc_7d is None
+        else f"realized ROC AUC {auc_7d:.3f} over the 7 days ending {last} (bound {REALIZED_AUC_BOUND})",
+        metadata={"realized_auc_7d": auc_7d, "week_ending": str(last)},
+    )

@@ -1,0 +1,116 @@
+"""The models layer in Dagster against a real MLflow server: train and register a challenger with
+lineage both ways, promote the first model, score only days after its cut-off, keep scored days
+as they were when a new champion arrives, measure realized performance, and roll back."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import duckdb
+import mlflow
+import pytest
+
+from ml_platform.cli import replay, seed
+from ml_platform.defs.lake.reference import raw_reference_tables
+from ml_platform.defs.warehouse.assets import dim_airports, dim_carriers, dim_planes
+from ml_platform.lib.storage import open_store
+from ml_platform_tests.helpers import platform_defs, run_days
+from ml_platform_tests.mlflow_server import mlflow_server  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+MODEL = dg.AssetKey(["models", "flight_delay_model"])
+CHAMPION = dg.AssetKey(["models", "champion"])
+
+
+def _train(instance, last_day: str):
+    job = platform_defs().resolve_job_def("train_and_promote")
+    config = {
+        "ops": {
+            "features__training_set": {"config": {"last_day": last_day}},
+            "models__flight_delay_model": {"config": {"holdout_days": 7}},
+        }
+    }
+    result = job.execute_in_process(instance=instance, run_config=config, raise_on_error=False)
+    assert result.success
+    return {
+        key: instance.get_latest_materialization_event(key).asset_materialization.metadata
+        for key in (MODEL, CHAMPION)
+    }
+
+
+@pytest.fixture
+def six_weeks(settings, monkeypatch, mlflow_server):  # noqa: F811
+    """2013-01-01..02-14 landed, loaded and featurized; MLflow is a real server on loopback."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    with dg.instance_for_test() as instance:
+        seed(settings)
+        replay(settings, dt.date(2013, 1, 1), 45)
+        resources = platform_defs().resources
+        assert run_days(instance, "ingest_landing", "2013-01-01", "2013-02-14").success
+        assert dg.materialize([*raw_reference_tables, dim_carriers, dim_airports, dim_planes],
+                              instance=instance, resources=resources).success  # fmt: skip
+        assert run_days(instance, "load_warehouse", "2013-01-01", "2013-02-14").success
+        assert run_days(instance, "build_features", "2013-01-01", "2013-02-14").success
+        yield instance
+
+
+def test_train_promote_score_measure_and_roll_back(settings, six_weeks, mlflow_server):  # noqa: F811
+    instance = six_weeks
+    first = _train(instance, "2013-01-31")
+    assert first[MODEL]["training_cutoff"].value == "2013-01-24"  # the newest 7 days held out
+    assert first[CHAMPION]["decision"].value == "promoted"  # the first model becomes champion
+    assert first[CHAMPION]["reason"].value == "no champion yet"
+    version = first[MODEL]["version"].value
+    assert first[MODEL]["mlflow_run"].value.startswith("http://127.0.0.1:5000/#/experiments/")
+
+    # Lineage back to Dagster, on the MLflow side.
+    client = mlflow.MlflowClient(tracking_uri=mlflow_server)
+    run_id = client.get_model_version("flight_delay_classifier", str(version)).run_id
+    run = client.get_run(run_id)
+    assert run.data.tags["ml_platform.training_cutoff"] == "2013-01-24"
+    assert run.data.tags["dagster.asset_key"] == "models/flight_delay_model"
+    assert run.data.tags["dagster.run_id"]
+    assert 0.5 < run.data.metrics["roc_auc"] < 1
+    assert run.inputs.dataset_inputs[0].dataset.digest
+    artifacts = {a.path for a in client.list_artifacts(run_id, "plots")}
+    assert {"plots/roc_curve.png", "plots/pr_curve.png", "plots/calibration.png"} <= artifacts
+
+    # Days after the cut-off are scored; days it trained on are not.
+    assert run_days(instance, "score_days", "2013-01-20", "2013-02-07").success
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        scored = dict(conn.execute(
+            "SELECT flight_date, count(*) FROM ml.predictions GROUP BY ALL ORDER BY 1").fetchall())
+        flights = dict(conn.execute(
+            "SELECT flight_date, count(*) FROM core.fct_flights WHERE flight_date BETWEEN '2013-01-25' "
+            "AND '2013-02-07' GROUP BY ALL").fetchall())
+        performance = conn.execute("SELECT count(*), min(roc_auc) FROM ml.model_performance").fetchone()
+    assert min(scored) == dt.date(2013, 1, 25) and scored == flights  # every flight, once
+    assert performance[0] == 14 and performance[1] > 0.5
+    published = open_store(settings.lake_url).list("published/predictions")
+    assert len(published) == 19  # one file per day of the run, empty days included
+
+    # A newer champion does not rescore the past.
+    second = _train(instance, "2013-02-07")
+    assert second[CHAMPION]["decision"].value in ("promoted", "refused")
+    assert "challenger_roc_auc" in second[CHAMPION]
+    assert run_days(instance, "score_days", "2013-02-01", "2013-02-14").success
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        versions = dict(conn.execute(
+            "SELECT flight_date, min(model_version) FROM ml.predictions GROUP BY ALL").fetchall())
+        duplicates = conn.execute(
+            "SELECT count(*) FROM (SELECT flight_date, carrier, flight, origin, sched_dep_time FROM "
+            "ml.predictions GROUP BY ALL HAVING count(*) > 1)").fetchone()[0]
+    assert versions[dt.date(2013, 2, 1)] == version  # kept as it was
+    assert dt.date(2013, 2, 10) in versions and duplicates == 0
+
+    # Roll back to the first version, with the same audit record.
+    rollback = platform_defs().resolve_job_def("rollback_champion").execute_in_process(
+        instance=instance, run_config={"ops": {"models__champion": {"config": {"rollback_to": version}}}}
+    )
+    assert rollback.success
+    audit = instance.get_latest_materialization_event(CHAMPION).asset_materialization.metadata
+    assert audit["decision"].value == "rollback" and audit["champion_version"].value == version
+    alias = client.get_model_version_by_alias("flight_delay_classifier", "champion")
+    assert int(alias.version) == version
