@@ -114,3 +114,27 @@ def test_train_promote_score_measure_and_roll_back(settings, six_weeks, mlflow_s
     assert audit["decision"].value == "rollback" and audit["champion_version"].value == version
     alias = client.get_model_version_by_alias("flight_delay_classifier", "champion")
     assert int(alias.version) == version
+
+    # A model that does not fit today's features is refused at scoring, naming the columns.
+    import ml_platform.lib.features as ft
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ft, "NUMERIC_FEATURES", (*ft.NUMERIC_FEATURES, "gate_changes_2h"))
+        refused = run_days(instance, "score_days", "2013-02-14")
+    assert not refused.success
+    failure = next(e for e in refused.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "does not fit the features" in failure.event_specific_data.error_display_string
+    assert "gate_changes_2h" in failure.event_specific_data.error_display_string
+
+    # An unreachable registry fails training clearly and moves no alias.
+    from ml_platform_tests.conftest import free_port
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+        job = platform_defs().resolve_job_def("train_and_promote")
+        down = job.execute_in_process(instance=instance, raise_on_error=False)
+    assert not down.success
+    failure = next(e for e in down.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "MLflow registry unavailable, no alias moved" in failure.event_specific_data.error_display_string
+    alias = client.get_model_version_by_alias("flight_delay_classifier", "champion")
+    assert int(alias.version) == version
