@@ -9,12 +9,17 @@ import datetime as dt
 import dagster as dg
 import duckdb
 import mlflow
+import pandera.polars as pa
+import polars as pl
 import pytest
 
 from ml_platform.cli import replay, seed
 from ml_platform.defs.lake.reference import raw_reference_tables
 from ml_platform.defs.warehouse.assets import dim_airports, dim_carriers, dim_planes
+from ml_platform.lib import contracts
+from ml_platform.lib import features as ft
 from ml_platform.lib.storage import open_store
+from ml_platform_tests.conftest import free_port
 from ml_platform_tests.helpers import platform_defs, run_days
 from ml_platform_tests.mlflow_server import mlflow_server  # noqa: F401
 
@@ -116,8 +121,6 @@ def test_train_promote_score_measure_and_roll_back(settings, six_weeks, mlflow_s
     assert int(alias.version) == version
 
     # A model that does not fit today's features is refused at scoring, naming the columns.
-    import ml_platform.lib.features as ft
-
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ft, "NUMERIC_FEATURES", (*ft.NUMERIC_FEATURES, "gate_changes_2h"))
         refused = run_days(instance, "score_days", "2013-02-14")
@@ -127,8 +130,6 @@ def test_train_promote_score_measure_and_roll_back(settings, six_weeks, mlflow_s
     assert "gate_changes_2h" in failure.event_specific_data.error_display_string
 
     # An unreachable registry fails training clearly and moves no alias.
-    from ml_platform_tests.conftest import free_port
-
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
         job = platform_defs().resolve_job_def("train_and_promote")
@@ -138,3 +139,16 @@ def test_train_promote_score_measure_and_roll_back(settings, six_weeks, mlflow_s
     assert "MLflow registry unavailable, no alias moved" in failure.event_specific_data.error_display_string
     alias = client.get_model_version_by_alias("flight_delay_classifier", "champion")
     assert int(alias.version) == version
+
+    # A training set that breaks its contract stops training, with the check's message.
+    class NoBigPlanes(contracts.FlightFeatures):
+        seats: pl.Int32 = pa.Field(nullable=True, le=10)  # every real plane breaks it
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(contracts, "FlightFeatures", NoBigPlanes)
+        job = platform_defs().resolve_job_def("train_and_promote")
+        stopped = job.execute_in_process(instance=instance, raise_on_error=False)
+    assert not stopped.success
+    assert MODEL not in {e.asset_key for e in stopped.get_asset_materialization_events()}
+    check = next(e for e in stopped.get_asset_check_evaluations() if e.check_name == "contract")
+    assert not check.passed and "rows break NoBigPlanes" in check.description
