@@ -183,12 +183,13 @@ def champion_model(
                 promote, reason = registry.decide_promotion(challenger_score, champion_score, config.margin)
             if promote:
                 registry.set_alias(uri, "champion", challenger.version)
+            winner = challenger if promote else current
             decision = dict(
                 decision="promoted" if promote else "refused", reason=reason,
                 challenger_version=int(challenger.version),
                 challenger_roc_auc=challenger_score, champion_roc_auc=champion_score,
                 evaluated_days=f"{first}..{last}", evaluated_flights=rows.height,
-                champion_version=int(challenger.version if promote else current.version) if promote or current else None,
+                champion_version=int(winner.version) if winner else None,
             )  # fmt: skip
             snapshot = challenger.tags.get("training_set.data_version") if promote else None
     except registry.RegistryError as e:
