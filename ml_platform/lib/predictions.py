@@ -14,7 +14,7 @@ import datetime as dt
 import duckdb
 import polars as pl
 
-from ml_platform.lib.warehouse.common import days_between, transaction  # noqa: F401 (re-exported)
+from ml_platform.lib.warehouse.common import days_between, transaction
 
 PREDICTIONS = "ml.predictions"
 PERFORMANCE = "ml.model_performance"

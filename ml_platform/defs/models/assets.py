@@ -6,7 +6,6 @@ to the MLflow run and model version.
 """
 
 import datetime as dt
-import io
 
 import dagster as dg
 import polars as pl
@@ -19,7 +18,7 @@ from ml_platform.defs.resources import StoreResource, warehouse_connection
 from ml_platform.defs.warehouse.assets import FCT_FLIGHTS, POOL
 from ml_platform.lib import features as ft, lake, model, predictions as pr, registry, training_set
 from ml_platform.lib.version import code_version
-from ml_platform.lib.warehouse.common import read_days
+from ml_platform.lib.warehouse.common import days_between, read_days
 
 MODEL = dg.AssetKey(["models", "flight_delay_model"])
 CHAMPION = dg.AssetKey(["models", "champion"])
@@ -60,13 +59,11 @@ def _latest_snapshot(instance: dg.DagsterInstance) -> tuple[str, str, str]:
 
 def _labelled_days(store, first: dt.date, last: dt.date) -> pl.DataFrame:
     """Published features of [first, last] with a label (read from the lake: no warehouse lock)."""
-    frames = []
-    day = first
-    while day <= last:
-        path = f"{lake.partition_dir('flight_features', day, 'published')}/{lake.PART_FILE}"
-        if store.exists(path):
-            frames.append(pl.read_parquet(io.BytesIO(store.read_bytes(path))))
-        day += dt.timedelta(days=1)
+    frames = [
+        lake.read_partition(store, "flight_features", day, zone="published")
+        for day in days_between(first, last)
+        if store.exists(f"{lake.partition_dir('flight_features', day, 'published')}/{lake.PART_FILE}")
+    ]
     frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
     return frame.filter(pl.col(ft.LABEL).is_not_null()) if frame.height else frame
 
@@ -252,7 +249,7 @@ def flight_predictions(
         ).with_columns((pl.col("probability") >= threshold).alias("predicted_class"))
         pr.write_predictions(conn, scored, todo, version)
         published = read_days(conn, pr.PREDICTIONS, "flight_date", first, last)
-    lake.publish_days(store, "predictions", published, pr.days_between(first, last), "flight_date")
+    lake.publish_days(store, "predictions", published, days_between(first, last), "flight_date")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": scored.height,
@@ -290,7 +287,7 @@ def model_performance(context: dg.AssetExecutionContext, warehouse: DuckDBResour
     with warehouse_connection(warehouse) as conn:
         frame = pr.compute_performance(conn, first, last)
         auc_7d = pr.realized_auc(conn, last)
-    lake.publish_days(lake_store.store(), "model_performance", frame, pr.days_between(first, last), "flight_date")
+    lake.publish_days(lake_store.store(), "model_performance", frame, days_between(first, last), "flight_date")
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": frame.height,

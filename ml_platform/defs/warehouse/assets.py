@@ -76,6 +76,13 @@ FCT_FLIGHTS_LINEAGE = _lineage(
 )
 
 
+def _accounted_spec(asset: dg.AssetKey) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        ACCOUNTED, asset=asset, blocking=True,
+        description="Input rows = loaded + quarantined, and no day lost every row.",
+    )  # fmt: skip
+
+
 def _accounted_result(asset: dg.AssetKey, result: wh.LoadResult) -> dg.AssetCheckResult:
     """Input rows = loaded + quarantined on every day, and no day lost all its rows."""
     unbalanced = [d.isoformat() for d in result.unbalanced_days()]
@@ -172,8 +179,7 @@ dim_planes = _dimension("planes", "raw_planes", wh.load_dim_planes, "Planes by t
     ],
     check_specs=[
         contract_spec(STAGING_FLIGHTS, contracts.StagingFlights),
-        dg.AssetCheckSpec(ACCOUNTED, asset=STAGING_FLIGHTS, blocking=True,
-                          description="Input rows = loaded + quarantined, and no day lost every row."),
+        _accounted_spec(STAGING_FLIGHTS),
         threshold_spec(STAGING_FLIGHTS, "cancelled_share", "Share of cancelled flights per day."),
     ],  # fmt: skip
     pool=POOL,
@@ -278,8 +284,7 @@ def fct_flights(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     ],
     check_specs=[
         contract_spec(STAGING_WEATHER, contracts.StagingWeather),
-        dg.AssetCheckSpec(ACCOUNTED, asset=STAGING_WEATHER, blocking=True,
-                          description="Input rows = loaded + quarantined, and no day lost every row."),
+        _accounted_spec(STAGING_WEATHER),
         threshold_spec(STAGING_WEATHER, "imputed_share", "Share of weather hours filled by imputation."),
     ],  # fmt: skip
     pool=POOL,
