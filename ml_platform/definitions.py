@@ -8,8 +8,10 @@ from dagster_duckdb import DuckDBResource
 
 from ml_platform.defs import features, lake, models, warehouse
 from ml_platform.defs.automation import automation_sensor
+from ml_platform.defs.full_refresh import full_refresh_job
 from ml_platform.defs.features.assets import FeatureSettings
 from ml_platform.defs.models.assets import MLflowResource
+from ml_platform.defs.models.retraining import RetrainPolicyConfig
 from ml_platform.defs.resources import OpsDatabaseResource, StoreResource, WeatherApiResource
 from ml_platform.settings import Settings
 
@@ -27,6 +29,7 @@ def resources(settings: Settings) -> dict:
         "feature_settings": FeatureSettings(
             prediction_horizon_minutes=settings.prediction_horizon_minutes
         ),
+        "retrain_policy": RetrainPolicyConfig(new_days=settings.retrain_new_days),
     }
 
 
@@ -37,5 +40,7 @@ def defs() -> dg.Definitions:
         warehouse.definitions(),
         features.definitions(),
         models.definitions(),
-        dg.Definitions(sensors=[automation_sensor], resources=resources(Settings.from_env())),
+        dg.Definitions(
+            jobs=[full_refresh_job], sensors=[automation_sensor], resources=resources(Settings.from_env())
+        ),
     )

@@ -27,6 +27,7 @@ class Settings:
     mlflow_tracking_uri: str
     mlflow_ui_url: str
     prediction_horizon_minutes: int
+    retrain_new_days: int = 7
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -38,6 +39,9 @@ class Settings:
             raise ValueError(
                 f"ML_PLATFORM_PREDICTION_HORIZON_MINUTES must be 1..1440 minutes, got {horizon}"
             )
+        retrain_new_days = int(env.get("ML_PLATFORM_RETRAIN_NEW_DAYS") or 7)
+        if retrain_new_days < 1:
+            raise ValueError(f"ML_PLATFORM_RETRAIN_NEW_DAYS must be at least 1, got {retrain_new_days}")
         return cls(
             home=home,
             landing_url=env.get("ML_PLATFORM_LANDING_URL") or str(home / "landing"),
@@ -50,6 +54,7 @@ class Settings:
             mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or "http://127.0.0.1:5000",
             mlflow_ui_url=env.get("ML_PLATFORM_MLFLOW_UI_URL") or "http://127.0.0.1:5000",
             prediction_horizon_minutes=horizon,
+            retrain_new_days=retrain_new_days,
         )
 
     @property

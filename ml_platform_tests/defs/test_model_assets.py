@@ -15,6 +15,7 @@ import pytest
 
 from ml_platform.cli import replay, seed
 from ml_platform.defs.lake.reference import raw_reference_tables
+from ml_platform.defs.models.retraining import RetrainPolicyConfig, retraining_sensor
 from ml_platform.defs.warehouse.assets import dim_airports, dim_carriers, dim_planes
 from ml_platform.lib import contracts
 from ml_platform.lib import features as ft
@@ -27,6 +28,18 @@ pytestmark = pytest.mark.slow
 
 MODEL = dg.AssetKey(["models", "flight_delay_model"])
 CHAMPION = dg.AssetKey(["models", "champion"])
+FEATURES = dg.AssetKey(["features", "flight_features"])
+PREDICTIONS = dg.AssetKey(["ml", "predictions"])
+
+
+def _retraining(instance) -> dg.RunRequest | dg.SkipReason:
+    """One tick of the retraining sensor, as the daemon calls it."""
+    context = dg.build_sensor_context(instance=instance, resources={"retrain_policy": RetrainPolicyConfig()})
+    return retraining_sensor(context)
+
+
+def _tick(instance, cursor=None):
+    return dg.evaluate_automation_conditions(defs=platform_defs(), instance=instance, cursor=cursor)
 
 
 def _train(instance, last_day: str):
@@ -63,6 +76,11 @@ def six_weeks(settings, monkeypatch, mlflow_server):  # noqa: F811
 
 def test_train_promote_score_measure_and_roll_back(settings, six_weeks, mlflow_server):  # noqa: F811
     instance = six_weeks
+    # The retraining sensor asks for a first model: enough labelled days and no model yet.
+    request = _retraining(instance)
+    assert request.tags["ml_platform/retrain_reason"] == "45 new labelled days (2013-01-01..2013-02-14) and no model yet"
+    cursor = _tick(instance).cursor  # the automation sensor's first tick
+
     first = _train(instance, "2013-01-31")
     assert first[MODEL]["training_cutoff"].value == "2013-01-24"  # the newest 7 days held out
     assert first[CHAMPION]["decision"].value == "promoted"  # the first model becomes champion
@@ -82,6 +100,14 @@ def test_train_promote_score_measure_and_roll_back(settings, six_weeks, mlflow_s
     artifacts = {a.path for a in client.list_artifacts(run_id, "plots")}
     assert {"plots/roc_curve.png", "plots/pr_curve.png", "plots/calibration.png"} <= artifacts
 
+    # Promotion is followed by scoring: every day with features, then its realized performance.
+    result = _tick(instance, cursor)
+    assert len(result.get_requested_partitions(PREDICTIONS)) == 45
+    assert result.get_requested_partitions(dg.AssetKey(["ml", "model_performance"])) == result.get_requested_partitions(PREDICTIONS)
+    # Days no training has seen yet: 02-01..02-14 after the training set's newest day, 01-31.
+    request = _retraining(instance)
+    assert request.tags["ml_platform/retrain_reason"] == "14 new labelled days (2013-02-01..2013-02-14) since 2013-01-31"
+
     # Days after the cut-off are scored; days it trained on are not.
     assert run_days(instance, "score_days", "2013-01-20", "2013-02-07").success
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
@@ -100,6 +126,14 @@ def test_train_promote_score_measure_and_roll_back(settings, six_weeks, mlflow_s
     second = _train(instance, "2013-02-07")
     assert second[CHAMPION]["decision"].value in ("promoted", "refused")
     assert "challenger_roc_auc" in second[CHAMPION]
+    # The same training data again: no new training set, no new model version.
+    again = platform_defs().resolve_job_def("train_and_promote").execute_in_process(
+        instance=instance, run_config={"ops": {"features__training_set": {"config": {"last_day": "2013-02-07"}}}}
+    )
+    assert again.success and again.get_asset_materialization_events() == []
+    assert instance.get_latest_materialization_event(MODEL).asset_materialization.metadata["version"] == second[MODEL]["version"]
+    request = _retraining(instance)  # only the days after 02-07 count, not the refused or promoted past
+    assert request.tags["ml_platform/retrain_reason"] == "7 new labelled days (2013-02-08..2013-02-14) since 2013-02-07"
     assert run_days(instance, "score_days", "2013-02-01", "2013-02-14").success
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
         versions = dict(conn.execute(
@@ -147,8 +181,17 @@ def test_train_promote_score_measure_and_roll_back(settings, six_weeks, mlflow_s
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(contracts, "FlightFeatures", NoBigPlanes)
         job = platform_defs().resolve_job_def("train_and_promote")
-        stopped = job.execute_in_process(instance=instance, raise_on_error=False)
+        config = {"ops": {"features__training_set": {"config": {"last_day": "2013-02-10"}}}}
+        stopped = job.execute_in_process(instance=instance, run_config=config, raise_on_error=False)
     assert not stopped.success
     assert MODEL not in {e.asset_key for e in stopped.get_asset_materialization_events()}
     check = next(e for e in stopped.get_asset_check_evaluations() if e.check_name == "contract")
     assert not check.passed and "rows break NoBigPlanes" in check.description
+
+    # A day whose features fail a blocking check is not scored; the other days flow on.
+    cursor = _tick(instance).cursor
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(contracts, "FlightFeatures", NoBigPlanes)
+        assert not run_days(instance, "build_features", "2013-02-14").success
+    assert run_days(instance, "build_features", "2013-02-13").success
+    assert sorted(_tick(instance, cursor).get_requested_partitions(PREDICTIONS)) == ["2013-02-13"]

@@ -113,6 +113,7 @@ def _drift_result(
     kinds={"duckdb", "parquet"},
     pool=POOL,
     automation_condition=on_upstream_change(),
+    output_required=False,
     check_specs=[
         dg.AssetCheckSpec(POINT_IN_TIME, asset=FEATURES, blocking=True,
                           description="No row used a source row known after its predicted_at, no "
@@ -140,21 +141,29 @@ def flight_features(
             conn, first, last, horizon_minutes=feature_settings.prediction_horizon_minutes
         )
         frame = read_days(conn, ft.TABLE, "flight_date", first, last)
-        lake.publish_days(store, "flight_features", frame, list(result.days), "flight_date")
-        yield dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": frame.height,
-                "dagster/column_schema": column_schema(frame),
-                "rows_per_day": {str(d): n for d, n in result.days.items()},
-                "horizon_minutes": result.horizon_minutes,
-                "labelled_rows": int(frame[ft.LABEL].is_not_null().sum()),
-                "build_seconds": round(result.seconds, 2),
-                "published": store.uri(f"published/flight_features/date={first}"),
-            }
-        )
-        yield _point_in_time_result(conn, frame, first, last)
-        yield contract_result(FEATURES, contracts.FlightFeatures, frame)
+        blocking = [_point_in_time_result(conn, frame, first, last),
+                    contract_result(FEATURES, contracts.FlightFeatures, frame)]  # fmt: skip
+        failed = [c.check_name for c in blocking if not c.passed]
+        if not failed:  # days that fail a blocking check are neither published nor materialized
+            lake.publish_days(store, "flight_features", frame, list(result.days), "flight_date")
+            yield dg.MaterializeResult(
+                metadata={
+                    "dagster/row_count": frame.height,
+                    "dagster/column_schema": column_schema(frame),
+                    "rows_per_day": {str(d): n for d, n in result.days.items()},
+                    "horizon_minutes": result.horizon_minutes,
+                    "labelled_rows": int(frame[ft.LABEL].is_not_null().sum()),
+                    "build_seconds": round(result.seconds, 2),
+                    "published": store.uri(f"published/flight_features/date={first}"),
+                }
+            )
+        yield from blocking
         yield _drift_result(conn, store, last, feature_settings)
+    if failed:
+        raise dg.Failure(
+            description=f"Features of {first}..{last} not published: the {' and '.join(failed)} check failed "
+            "(see the checks tab). Later days keep flowing; fix the cause and rebuild these days."
+        )
 
 
 class TrainingSetConfig(dg.Config):
@@ -170,6 +179,7 @@ class TrainingSetConfig(dg.Config):
     kinds={"parquet"},
     pool=POOL,
     check_specs=[contract_spec(TRAINING_SET, contracts.FlightFeatures)],
+    output_required=False,  # unchanged rows: nothing new, and nothing downstream retrains
     **SPEC,
 )
 def flight_training_set(
@@ -179,11 +189,18 @@ def flight_training_set(
     lake_store: StoreResource,
 ):
     """The labelled flights of a window of days, frozen as one Parquet snapshot in the lake and
-    named by its content hash. Its data version is that hash: training logs it as its dataset."""
+    named by its content hash. Its data version is that hash: training logs it as its dataset.
+    When the rows are the same as the newest snapshot's, nothing is materialized and the model
+    does not retrain."""
     store = lake_store.store()
     with warehouse_connection(warehouse) as conn:
         frame = training_set.select(conn, config.first_day or None, config.last_day or None)
+    previous = context.instance.get_latest_materialization_event(TRAINING_SET)
     snapshot = training_set.write_snapshot(store, frame)
+    if previous and previous.asset_materialization.metadata["content_sha256"].value == snapshot.digest:
+        context.log.info("training set unchanged (%s): no retrain", snapshot.digest[:16])
+        yield contract_result(TRAINING_SET, contracts.FlightFeatures, frame)  # on the newest snapshot
+        return
     context.log.info("training set %s: %d rows, %s..%s", snapshot.digest[:16], snapshot.rows, snapshot.first_day, snapshot.last_day)
     yield dg.MaterializeResult(
         data_version=dg.DataVersion(snapshot.digest),

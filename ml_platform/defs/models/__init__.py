@@ -10,12 +10,14 @@ from ml_platform.defs.models.assets import (
     flight_predictions,
     model_performance,
 )
+from ml_platform.defs.models.retraining import retraining_sensor
 
 train_and_promote_job = dg.define_asset_job(
     "train_and_promote",
     selection=[flight_training_set, flight_delay_model, champion_model],
     executor_def=dg.in_process_executor,
-    description="Freezes a training set, trains a challenger, and promotes it if it beats the champion.",
+    description="Freezes a training set, trains a challenger, and promotes it if it beats the champion "
+    "(the retraining sensor runs it when its policy says so).",
 )
 rollback_job = dg.define_asset_job(
     "rollback_champion",
@@ -35,6 +37,7 @@ def definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[flight_delay_model, champion_model, flight_predictions, model_performance],
         jobs=[train_and_promote_job, rollback_job, score_days_job],
+        sensors=[retraining_sensor],
     )
 
 

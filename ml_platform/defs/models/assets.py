@@ -11,6 +11,7 @@ import dagster as dg
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
+from ml_platform.defs.automation import on_upstream_change
 from ml_platform.defs.features.assets import FEATURES, TRAINING_SET
 from ml_platform.defs.metadata import column_schema, json_rows
 from ml_platform.defs.partitions import daily_partitions, day_range
@@ -36,6 +37,9 @@ class MLflowResource(dg.ConfigurableResource):
 
 
 class TrainingConfig(dg.Config):
+    """``holdout_days``: the newest days kept out of the fit to score the model on (at most a
+    quarter of the days in the training set, so a first week still trains)."""
+
     holdout_days: int = 14
     seed: int = 13
 
@@ -68,7 +72,13 @@ def _labelled_days(store, first: dt.date, last: dt.date) -> pl.DataFrame:
     return frame.filter(pl.col(ft.LABEL).is_not_null()) if frame.height else frame
 
 
-@dg.asset(key=MODEL, deps=[TRAINING_SET], kinds={"scikitlearn", "mlflow"}, **SPEC)
+@dg.asset(
+    key=MODEL,
+    deps=[TRAINING_SET],
+    kinds={"scikitlearn", "mlflow"},
+    automation_condition=on_upstream_change(),  # a training set frozen by hand trains a model too
+    **SPEC,
+)
 def flight_delay_model(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
@@ -80,8 +90,9 @@ def flight_delay_model(
     store = lake_store.store()
     path, digest, location = _latest_snapshot(context.instance)
     frame = training_set.read_snapshot(store, path)
-    trained = model.train(frame, holdout_days=config.holdout_days, seed=config.seed)
-    _, holdout = model.time_split(frame.filter(pl.col(ft.LABEL).is_not_null()), config.holdout_days)
+    holdout_days = min(config.holdout_days, max(1, frame["flight_date"].n_unique() // 4))
+    trained = model.train(frame, holdout_days=holdout_days, seed=config.seed)
+    _, holdout = model.time_split(frame.filter(pl.col(ft.LABEL).is_not_null()), holdout_days)
     first_day, last_day = frame["flight_date"].min(), frame["flight_date"].max()
     tags = {
         "dagster.run_id": context.run.run_id,
@@ -100,7 +111,7 @@ def flight_delay_model(
             mlflow_tracking.tracking_uri,
             pipeline=trained.pipeline,
             input_example=model.to_pandas_features(frame.head(5), trained.feature_columns),
-            params={**trained.params, "holdout_days": config.holdout_days, "seed": config.seed},
+            params={**trained.params, "holdout_days": holdout_days, "seed": config.seed},
             metrics=trained.metrics,
             plots=model.plots(trained, holdout),
             dataset={"name": "flight_features", "digest": digest, "source": location, "rows": frame.height,
@@ -141,7 +152,7 @@ def _checks_passed(instance: dg.DagsterInstance, asset: dg.AssetKey) -> bool:
     return record is not None and record.status.value == "SUCCEEDED"
 
 
-@dg.asset(key=CHAMPION, deps=[MODEL], kinds={"mlflow"}, **SPEC)
+@dg.asset(key=CHAMPION, deps=[MODEL], kinds={"mlflow"}, automation_condition=on_upstream_change(), **SPEC)
 def champion_model(
     context: dg.AssetExecutionContext,
     config: PromotionConfig,
@@ -161,7 +172,7 @@ def champion_model(
             registry.set_alias(uri, "champion", target.version)
             decision = dict(decision="rollback", reason=f"rolled back from version "
                             f"{current.version if current else None} to {target.version}",
-                            champion_version=int(target.version))  # fmt: skip
+                            champion_version=int(target.version), training_cutoff=target.training_cutoff)  # fmt: skip
             snapshot = target.tags.get("training_set.data_version")
         else:
             challenger = registry.model_version_info(uri, "challenger")
@@ -187,6 +198,7 @@ def champion_model(
                 challenger_roc_auc=challenger_score, champion_roc_auc=champion_score,
                 evaluated_days=f"{first}..{last}", evaluated_flights=rows.height,
                 champion_version=int(winner.version) if winner else None,
+                training_cutoff=winner.training_cutoff if winner else None,
             )  # fmt: skip
             snapshot = challenger.tags.get("training_set.data_version") if promote else None
     except registry.RegistryError as e:
@@ -195,7 +207,7 @@ def champion_model(
         training_set.mark_reference(store, f"{training_set.FOLDER}/flight_features-{snapshot[:16]}.parquet")
     context.log.info("champion: %s", decision)
     version = decision.get("champion_version")
-    metadata = {k: v for k, v in decision.items() if v is not None}
+    metadata = {k: str(v) if isinstance(v, dt.date) else v for k, v in decision.items() if v is not None}
     if version:
         metadata["model_version_link"] = dg.MetadataValue.url(registry.model_version_url(mlflow_tracking.ui_url, version))
     return dg.MaterializeResult(metadata=metadata)
@@ -208,6 +220,7 @@ def champion_model(
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"duckdb", "parquet"},
     pool=POOL,
+    automation_condition=on_upstream_change(),  # a day's features, or a new champion
     **SPEC,
 )
 def flight_predictions(
@@ -272,6 +285,7 @@ REALIZED_AUC_BOUND = 0.65
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"duckdb", "parquet"},
     pool=POOL,
+    automation_condition=on_upstream_change(),
     check_specs=[
         dg.AssetCheckSpec("realized_auc_7d", asset=PERFORMANCE, blocking=False,
                           description=f"ROC AUC of the last 7 days' predictions, once landed, is at "
