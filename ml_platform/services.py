@@ -90,11 +90,13 @@ def up(settings: Settings, *, dagster_port: int, mlflow_port: int, replay_days: 
         import datetime as dt
 
         replay(settings, dt.date(2013, 1, 1), replay_days)
+    mlflow_url = f"http://127.0.0.1:{mlflow_port}"  # the server started here, unless one is set
     env = {
         **os.environ,
         "ML_PLATFORM_HOME": str(settings.home),
         "DAGSTER_HOME": str(prepare_dagster_home(settings)),
-        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI") or mlflow_url,
+        "ML_PLATFORM_MLFLOW_UI_URL": os.environ.get("ML_PLATFORM_MLFLOW_UI_URL") or mlflow_url,
     }
     # MLflow's job runner (GenAI scorers) is not used here; off, it spares eight processes.
     service_env = {"mlflow": {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}}

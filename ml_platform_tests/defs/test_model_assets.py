@@ -80,6 +80,8 @@ def test_train_promote_score_measure_and_roll_back(settings, six_weeks, mlflow_s
     request = _retraining(instance)
     assert request.tags["ml_platform/retrain_reason"] == "45 new labelled days (2013-01-01..2013-02-14) and no model yet"
     cursor = _tick(instance).cursor  # the automation sensor's first tick
+    assert run_days(instance, "build_features", "2013-02-08", "2013-02-14").success  # while no champion
+    assert _tick(instance, cursor).get_requested_partitions(PREDICTIONS) == set()  # nothing to score with
 
     first = _train(instance, "2013-01-31")
     assert first[MODEL]["training_cutoff"].value == "2013-01-24"  # the newest 7 days held out
@@ -100,9 +102,9 @@ def test_train_promote_score_measure_and_roll_back(settings, six_weeks, mlflow_s
     artifacts = {a.path for a in client.list_artifacts(run_id, "plots")}
     assert {"plots/roc_curve.png", "plots/pr_curve.png", "plots/calibration.png"} <= artifacts
 
-    # Promotion is followed by scoring: every day with features, then its realized performance.
+    # The days that came while there was no champion are scored once there is one, then measured.
     result = _tick(instance, cursor)
-    assert len(result.get_requested_partitions(PREDICTIONS)) == 45
+    assert sorted(result.get_requested_partitions(PREDICTIONS)) == [f"2013-02-{d:02d}" for d in range(8, 15)]
     assert result.get_requested_partitions(dg.AssetKey(["ml", "model_performance"])) == result.get_requested_partitions(PREDICTIONS)
     # Days no training has seen yet: 02-01..02-14 after the training set's newest day, 01-31.
     request = _retraining(instance)

@@ -75,6 +75,10 @@ class Platform:
         query = RUNS % (f'{{pipelineName: "{job}"}}' if job else "{}")
         return self.graphql(query)["runsOrError"]["results"]
 
+    def busy(self) -> list[dict]:
+        """Runs queued or in progress."""
+        return [r for r in self.runs() if r["status"] in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")]
+
     def materialized_partitions(self, *path: str) -> int:
         query = PARTITIONS % ", ".join(f'"{p}"' for p in path)
         node = self.graphql(query)["assetNodeOrError"]

@@ -51,7 +51,7 @@ def test_drift_at_error_retrains_at_once():
 
 def test_a_week_of_wall_clock_retrains():
     decision = decide(state(last_trained_at=NOW - dt.timedelta(days=8)))
-    assert decision.retrain and decision.reason == "weekly retrain: the last training set was frozen 8 days ago"
+    assert decision.retrain and decision.reason == "weekly retrain: the last model was trained 8 days ago"
 
 
 def test_unchanged_data_never_retrains_whatever_the_trigger():

@@ -20,9 +20,9 @@ DESCRIPTIONS = {
 }
 
 
-def _ops_table(table: str) -> dg.SourceAsset:
-    @dg.observable_source_asset(
-        name=f"ops_{table}",
+def _ops_table(table: str) -> dg.AssetsDefinition:
+    spec = dg.AssetSpec(
+        f"ops_{table}",
         group_name="sources",
         kinds={"sql"},
         owners=["team:data-platform"],
@@ -31,13 +31,16 @@ def _ops_table(table: str) -> dg.SourceAsset:
         # The schedule observes it every 10 minutes; this observes it at once on a new instance.
         automation_condition=dg.AutomationCondition.missing().newly_true(),
     )
-    def _observe(ops_database: OpsDatabaseResource) -> dg.DataVersion:
-        return dg.DataVersion(ops_db.content_hash(ops_db.read_table(ops_database.url, table)))
+
+    @dg.multi_observable_source_asset(specs=[spec], name=f"observe_ops_{table}")
+    def _observe(ops_database: OpsDatabaseResource):
+        frame = ops_db.read_table(ops_database.url, table)
+        yield dg.ObserveResult(asset_key=spec.key, data_version=dg.DataVersion(ops_db.content_hash(frame)))
 
     return _observe
 
 
-def _lake_table(table: str, source: dg.SourceAsset) -> dg.AssetsDefinition:
+def _lake_table(table: str, source: dg.AssetsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"raw_{table}",
         deps=[source],

@@ -132,6 +132,7 @@ def flight_delay_model(
             "holdout": f"{trained.holdout_first}..{trained.holdout_last}",
             **{k: float(v) for k, v in trained.metrics.items()},
             "training_set": location,
+            "training_set_last_day": str(last_day),
         }
     )
 
@@ -220,7 +221,9 @@ def champion_model(
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"duckdb", "parquet"},
     pool=POOL,
-    automation_condition=on_upstream_change(),  # a day's features, or a new champion
+    # A day is scored when its features are built. A new champion rescores nothing, but days
+    # whose features came while there was no champion yet are scored as soon as one exists.
+    automation_condition=on_upstream_change(ignore=(CHAMPION,)),
     **SPEC,
 )
 def flight_predictions(

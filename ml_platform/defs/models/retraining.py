@@ -9,8 +9,8 @@ import datetime as dt
 
 import dagster as dg
 
-from ml_platform.defs.features.assets import DRIFT, FEATURES, TRAINING_SET
-from ml_platform.defs.models.assets import CHAMPION
+from ml_platform.defs.features.assets import DRIFT, FEATURES
+from ml_platform.defs.models.assets import CHAMPION, MODEL
 from ml_platform.lib import retraining
 
 REASON_TAG = "ml_platform/retrain_reason"
@@ -46,10 +46,10 @@ def training_state(instance: dg.DagsterInstance, now: dt.datetime) -> tuple[retr
         records = instance.fetch_materializations(key, limit=1, ascending=False).records
         return records[0] if records else None
 
-    features, trained, champion = newest(FEATURES), newest(TRAINING_SET), newest(CHAMPION)
+    features, trained, champion = newest(FEATURES), newest(MODEL), newest(CHAMPION)
     newest_features = features.storage_id if features else 0
     cutoff = champion and champion.asset_materialization.metadata.get("training_cutoff")
-    last_day = trained and trained.asset_materialization.metadata.get("last_day")
+    last_day = trained and trained.asset_materialization.metadata.get("training_set_last_day")
     state = retraining.TrainingState(
         feature_days=frozenset(dt.date.fromisoformat(k) for k in instance.get_materialized_partitions(FEATURES)),
         champion_cutoff=dt.date.fromisoformat(cutoff.value) if cutoff else None,
