@@ -18,8 +18,9 @@ $(INSTALLED): pyproject.toml
 run: $(INSTALLED)
 	$(BIN)/ml-platform up
 
+# Two workers: the end-to-end test mostly waits on its servers while the rest runs beside it.
 test: $(INSTALLED)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) .ml_platform

@@ -140,3 +140,9 @@ def postgres_url():
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+def pytest_collection_modifyitems(items):
+    """The end-to-end tests first: under `make test`'s two workers the longest test starts at
+    once, and the rest share the other worker."""
+    items.sort(key=lambda item: "/e2e/" not in item.nodeid)

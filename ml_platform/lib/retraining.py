@@ -59,5 +59,7 @@ def decide(state: TrainingState, policy: RetrainPolicy = RetrainPolicy()) -> Dec
     if state.last_trained_at is not None and state.now - state.last_trained_at >= policy.every:
         days = (state.now - state.last_trained_at).days
         return Decision(True, f"weekly retrain: the last model was trained {days} days ago")
+    if state.last_trained_at is None:
+        return Decision(False, f"{len(new)} of {policy.new_days} labelled days needed for a first model")
     return Decision(False, f"{len(new)} of {policy.new_days} new labelled days, no drift ERROR, "
                     f"trained less than {policy.every.days} days ago")  # fmt: skip

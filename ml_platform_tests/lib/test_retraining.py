@@ -23,7 +23,8 @@ def state(**changes) -> TrainingState:
 
 def test_the_first_model_waits_for_a_week_of_labelled_days():
     first = dict(champion_cutoff=None, last_trained_day=None, last_trained_at=None)
-    assert not decide(state(feature_days=days(1, 6), **first)).retrain
+    waiting = decide(state(feature_days=days(1, 6), **first))
+    assert not waiting.retrain and waiting.reason == "6 of 7 labelled days needed for a first model"
     decision = decide(state(feature_days=days(1, 7), **first))
     assert decision.retrain and decision.reason == "7 new labelled days (2013-01-01..2013-01-07) and no model yet"
 
