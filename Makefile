@@ -22,5 +22,9 @@ run: $(INSTALLED)
 test: $(INSTALLED)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
+# Scales 1 and 10 of the real year: the platform against a bare DuckDB script and pandas.
+bench: $(INSTALLED)
+	$(BIN)/python -m benchmarks
+
 clean:
 	rm -rf $(VENV) .ml_platform
