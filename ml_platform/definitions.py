@@ -22,7 +22,10 @@ def resources(settings: Settings) -> dict:
         "lake_store": StoreResource(url=settings.lake_url),
         "ops_database": OpsDatabaseResource(url=settings.ops_db_url),
         "weather": WeatherApiResource(base_url=settings.weather_api_url),
-        "warehouse": DuckDBResource(database=str(settings.warehouse_path)),
+        "warehouse": DuckDBResource(
+            database=str(settings.warehouse_path),
+            connection_config={"memory_limit": settings.duckdb_memory_limit} if settings.duckdb_memory_limit else {},
+        ),
         "mlflow_tracking": MLflowResource(
             tracking_uri=settings.mlflow_tracking_uri, ui_url=settings.mlflow_ui_url
         ),

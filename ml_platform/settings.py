@@ -28,6 +28,7 @@ class Settings:
     mlflow_ui_url: str
     prediction_horizon_minutes: int
     retrain_new_days: int = 7
+    duckdb_memory_limit: str = ""  # e.g. "4GB"; empty: DuckDB's default, 80 % of the machine
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -55,6 +56,7 @@ class Settings:
             mlflow_ui_url=env.get("ML_PLATFORM_MLFLOW_UI_URL") or "http://127.0.0.1:5000",
             prediction_horizon_minutes=horizon,
             retrain_new_days=retrain_new_days,
+            duckdb_memory_limit=env.get("ML_PLATFORM_DUCKDB_MEMORY_LIMIT", ""),
         )
 
     @property

@@ -1,0 +1,259 @@
+"""The benchmark's results: ratios, targets met or missed, and the JSON + markdown files.
+
+    summary = summarize(results)           # adds "ratios" per scale, "targets" and "failures"
+    write(summary, out_dir)                # <out>/<date>.json and <out>/<date>.md, atomically
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from benchmarks.contender import DATA_STAGES
+from benchmarks.measure import gib
+
+GB = 2**30
+TARGET_SCALE = 10
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def stage_seconds(result: dict | None) -> dict[str, float]:
+    if not result or "stages" not in result:
+        return {}
+    return {s["stage"]: s["seconds"] for s in result["stages"]}
+
+
+def data_seconds(result: dict | None) -> float | None:
+    """Lake + warehouse + features, the stages every contender does."""
+    stages = stage_seconds(result)
+    return sum(stages[s] for s in DATA_STAGES) if all(s in stages for s in DATA_STAGES) else None
+
+
+def total_seconds(result: dict | None) -> float | None:
+    stages = stage_seconds(result)
+    return sum(stages.values()) if stages else None
+
+
+def _ratio(x: float | None, y: float | None) -> float | None:
+    return x / y if x is not None and y else None
+
+
+def ratios(run: dict) -> dict:
+    """(a)/(b) and (c)/(b) per data stage and for the data stages together, measured in the same run."""
+    base = stage_seconds(run.get("b"))
+    out = {}
+    for which in ("a", "c"):
+        mine = stage_seconds(run.get(which))
+        per_stage = {s: _ratio(mine.get(s), base.get(s)) for s in DATA_STAGES}
+        out[f"{which}/b"] = {**per_stage, "data": _ratio(data_seconds(run.get(which)), data_seconds(run.get("b")))}
+    return out
+
+
+def checksum_problems(scale: int, run: dict) -> list[str]:
+    """(b) against (a), (c) against (b): same rows and checksum, else a message naming the columns."""
+    from benchmarks.checksum import compare
+
+    problems = []
+    for left, right in (("a", "b"), ("c", "b")):
+        x, y = run.get(left, {}).get("checksum"), run.get(right, {}).get("checksum")
+        if x and y:
+            differ = compare(x, y)
+            if differ:
+                more = " ..." if len(differ) > 12 else ""
+                problems.append(f"x{scale}: ({left}) and ({right}) features differ: {x['rows']:,} vs {y['rows']:,} "
+                                f"rows; columns {', '.join(differ[:12])}{more}")  # fmt: skip
+    return problems
+
+
+def _target(name: str, measured: float | None, limit: float, unit: str, *, below: bool = True,
+            note: str | None = None) -> dict:  # fmt: skip
+    """One target: met or missed, and by how much (``distance`` > 0 is the margin, < 0 the shortfall)."""
+    if measured is None:
+        return {"target": name, "measured": None, "limit": limit, "unit": unit, "met": None, "distance": None,
+                "note": note or "not measured in this run"}  # fmt: skip
+    met = measured <= limit if below else measured > limit
+    distance = (limit - measured) if below else (measured - limit)
+    return {"target": name, "measured": measured, "limit": limit, "unit": unit, "met": met, "distance": distance,
+            "note": note}  # fmt: skip
+
+
+def targets(summary: dict) -> list[dict]:
+    ten = summary["scales"].get(str(TARGET_SCALE), {})
+    one = summary["scales"].get("1", {})
+    a10, c10, a1 = ten.get("a"), ten.get("c"), one.get("a")
+    a1_total = total_seconds(a1) if a1 and "training" in stage_seconds(a1) else None
+    incremental = summary.get("incremental") or {}
+    sensor = summary.get("sensor") or {}
+    sensor_note = sensor.get("note") or sensor.get("skipped") or sensor.get("error")
+    c_over_a = _ratio(data_seconds(c10), data_seconds(a10))
+    return [
+        _target("x10 data stages: (a) within 2x of (b)", ten.get("ratios", {}).get("a/b", {}).get("data"), 2.0, "x"),
+        _target("x10 data stages: (a) faster than (c) [(c)/(a) > 1]", c_over_a, 1.0, "x", below=False,
+                note=(c10 or {}).get("skipped") or (c10 or {}).get("error")),
+        _target("incremental day: 365/30 days of history", incremental.get("ratio_last_first"), 1.3, "x",
+                note=incremental.get("skipped") or incremental.get("error")),
+        _target("x10 peak memory of (a)", (a10 or {}).get("peak_rss_bytes") and a10["peak_rss_bytes"] / GB, 2.0, "GB",
+                note=summary["options"].get("duckdb_memory_limit") and
+                f"DuckDB memory_limit {summary['options']['duckdb_memory_limit']}"),
+        _target("x1 full year incl. training, (a)", a1_total, 90.0, "s"),
+        _target(f"sensor latency (file landed -> {sensor.get('measured_to') or 'predictions'})",
+                sensor.get("latency_seconds"), 60.0, "s", note=sensor_note),
+    ]  # fmt: skip
+
+
+def summarize(summary: dict) -> dict:
+    """Add ratios, checksum comparisons, targets and the list of failures to the raw results."""
+    failures = []
+    for scale, run in summary["scales"].items():
+        run["ratios"] = ratios(run)
+        failures += checksum_problems(int(scale), run)
+        for which in ("a", "b", "c"):
+            if which in run and "error" in run[which]:
+                failures.append(f"x{scale} ({which}) {run[which]['name']}: {run[which]['error']}")
+    for part in ("incremental", "sensor"):
+        if (summary.get(part) or {}).get("error"):
+            failures.append(f"{part}: {summary[part]['error']}")
+    summary["targets"] = targets(summary)
+    summary["failures"] = failures
+    return summary
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def _s(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.1f} s"
+
+
+def _x(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def _scale_table(scale: str, run: dict) -> list[str]:
+    stages = ("lake", "warehouse", "features", "training", "predictions")
+    lines = [f"### x{scale} ({int(scale) * 336_776:,} flights)", "",
+             "| contender | " + " | ".join(stages) + " | data (lake→features) | total | data rows/s | peak memory |",
+             "|---|" + "---:|" * (len(stages) + 4)]  # fmt: skip
+    for which in ("a", "b", "c"):
+        result = run.get(which)
+        if not result:
+            continue
+        name = f"({which}) {result['name']}"
+        if "skipped" in result or "error" in result:
+            why = result.get("skipped") or result.get("error")
+            state = "skipped" if "skipped" in result else "FAILED"
+            lines.append(f"| {name} | {state}: {why} |" + " |" * (len(stages) + 3))
+            continue
+        seconds = stage_seconds(result)
+        data = data_seconds(result)
+        rate = f"{result['flights'] / data:,.0f}" if data else "-"
+        cells = [_s(seconds.get(s)) if s in seconds else "-" for s in stages]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_s(data)} | {_s(total_seconds(result))} | {rate} | "
+                     f"{gib(result.get('peak_rss_bytes'))} |")  # fmt: skip
+    r = run.get("ratios", {})
+    for pair in ("a/b", "c/b"):
+        if r.get(pair, {}).get("data") is not None:
+            per = ", ".join(f"{s} {_x(r[pair][s])}" for s in DATA_STAGES)
+            lines.append(f"\n({pair.replace('/', ')/(')}) data stages: **{_x(r[pair]['data'])}** ({per})")
+    lines += ["", "| contender | stage | seconds | rows/s | peak memory (process tree) |", "|---|---|---:|---:|---:|"]
+    for which in ("a", "b", "c"):
+        for s in (run.get(which) or {}).get("stages", []):
+            rate = f"{s['rows_per_second']:,.0f}" if s.get("rows_per_second") else "-"
+            lines.append(f"| ({which}) | {s['stage']} | {s['seconds']:.1f} | {rate} | {gib(s.get('peak_rss_bytes'))} |")
+    if run.get("c", {}).get("peak_rss_bytes") and "stages" in run["c"]:
+        peak = gib(run["c"]["peak_rss_bytes"])
+        lines.append(f"\n(c) reports its own stage times; its peak memory {peak} covers all three.")
+    checks = [f"({w}) {run[w]['checksum']['rows']:,} rows, sha256 {run[w]['checksum']['sha256'][:12]}"
+              for w in ("a", "b", "c") if run.get(w, {}).get("checksum")]  # fmt: skip
+    if checks:
+        lines.append("\nFeatures: " + "; ".join(checks) + ".")
+    return lines + [""]
+
+
+def status(t: dict) -> str:
+    if t["met"] is None:
+        return "not measured"
+    unit = t["unit"]
+    gap = abs(t["distance"])
+    return f"met (margin {gap:,.2f} {unit})" if t["met"] else f"**missed** (by {gap:,.2f} {unit})"
+
+
+def markdown(summary: dict) -> str:
+    m, o = summary["machine"], summary["options"]
+    lines = [
+        f"# Benchmark {summary['date']}", "",
+        f"{m['cpus']} cores, {m['memory_gb']:.1f} GB RAM, load average {m['load_at_start']} at start and "
+        f"{m.get('load_at_end')} at end (the machine is shared: expect noise). Versions: "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
+        (f"Options: scales {o['scales']}, contenders {o['contenders']}, DuckDB memory_limit for (a) and (b): "
+         f"{o['duckdb_memory_limit'] or 'DuckDB default (80% of RAM)'}, (a) trains at scales <= {o['train_up_to']}. "
+         f"Wall time {summary['wall_seconds'] / 60:.1f} min."), "",
+        ("(a) the platform through Dagster (one in-process run per layer over the year), (b) the same work as one "
+         "bare DuckDB script, (c) the pandas baseline. rows/s = flights of the scale / seconds."), "",
+        "## Targets", "", "| target | measured | limit | status | note |", "|---|---:|---:|---|---|",
+    ]  # fmt: skip
+    for t in summary["targets"]:
+        measured = "-" if t["measured"] is None else f"{t['measured']:,.2f} {t['unit']}"
+        lines.append(f"| {t['target']} | {measured} | {t['limit']} {t['unit']} | {status(t)} | {t['note'] or ''} |")
+    lines += ["", "## Full year", ""]
+    for scale, run in summary["scales"].items():
+        lines += _scale_table(scale, run)
+    inc = summary.get("incremental")
+    if inc:
+        lines += ["## Incremental day (x1, file to predictions, in process)", ""]
+        if "points" in inc:
+            lines += ["| history | days measured | median | samples (lake + warehouse + features + predictions) |",
+                      "|---:|---|---:|---|"]  # fmt: skip
+            for p in inc["points"]:
+                days = ", ".join(s["day"] for s in p["samples"])
+                samples = "; ".join(
+                    f"{s['seconds']:.1f} s (" + " + ".join(f"{v:.1f}" for v in s["steps"].values()) + ")"
+                    for s in p["samples"]
+                )
+                lines.append(f"| {p['history']} days | {days} | {_s(p['median_seconds'])} | {samples} |")
+            last = inc["points"][-1]["samples"]
+            lines.append(f"\n365/30 ratio of the medians: **{_x(inc['ratio_last_first'])}** (target <= 1.3x). The year "
+                         f"has 365 days: the last point lands {last[0]['day']}..{last[-1]['day']} after "
+                         f"{last[0]['history_days']}-{last[-1]['history_days']} days of history.")
+        else:
+            lines.append(inc.get("skipped") or inc.get("error", ""))
+        lines.append("")
+    sensor = summary.get("sensor")
+    if sensor:
+        lines += ["## Sensor latency (`ml-platform up` / `dagster dev`)", ""]
+        if "samples" in sensor:
+            lines.append(f"The first {sensor['history_days']} days landed and automated to predictions in "
+                         f"{sensor['settle_seconds']:.0f} s; then one day at a time, each once the platform was idle:")
+            lines += ["", "| day landed | raw flights | features | predictions | runs it caused |",
+                      "|---|---:|---:|---:|---|"]  # fmt: skip
+            for sample in sensor["samples"]:
+                after = sample["seconds_after_landing"]
+                cells = " | ".join(_s(after.get(k)) for k in ("raw_flights", "features", "predictions"))
+                lines.append(f"| {sample['day']} | {cells} | {', '.join(sample['runs']) or '-'} |")
+            lines.append(f"\nMedian file → {sensor['measured_to']}: **{_s(sensor['latency_seconds'])}**, "
+                         f"max {_s(sensor['max_latency_seconds'])} (target < 60 s).")
+            if sensor.get("note"):
+                lines.append(f"\nNote: {sensor['note']}.")
+        else:
+            lines.append(sensor.get("skipped") or sensor.get("error", ""))
+        lines.append("")
+    if summary["failures"]:
+        lines += ["## FAILED", ""] + [f"- {f}" for f in summary["failures"]] + [""]
+    return "\n".join(lines)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")  # *.tmp is git-ignored
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write(summary: dict, out_dir: Path) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / f"{summary['date']}.json", out_dir / f"{summary['date']}.md"
+    _write_atomic(json_path, json.dumps(summary, indent=2, default=str) + "\n")
+    _write_atomic(md_path, markdown(summary))
+    return json_path, md_path
