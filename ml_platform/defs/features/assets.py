@@ -133,7 +133,8 @@ def flight_features(
     """Every scheduled flight as it looked `horizon` minutes before departure (`predicted_at`):
     calendar, route, plane, the latest weather report known then, the airport's state, and
     trailing delay rates, with the label `is_delayed`. A day is recomputed when any of the 29
-    days before it change (its trailing windows), so corrections flow forward."""
+    days before it change (its trailing windows), so corrections flow forward. Days failing a
+    blocking check are neither published nor materialized, so nothing downstream uses them."""
     first, last = day_range(context)
     store = lake_store.store()
     with warehouse_connection(warehouse, lake_store.url) as conn:

@@ -1,0 +1,23 @@
+"""The benchmark's pandas baseline computes the platform's features, column for column, on
+real days (the 2013-02-08/09 blizzard included): if the features change, this says the
+baseline must follow before `make bench` can compare them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from benchmarks.checksum import compare, features_checksum
+from benchmarks.pandas_baseline import build_features
+from benchmarks.verify_pandas_baseline import reference_features, write_inputs
+
+FIRST, LAST = dt.date(2013, 2, 1), dt.date(2013, 2, 12)
+
+
+def test_the_pandas_baseline_equals_the_platform_on_every_column(tmp_path):
+    landing, reference, weather = write_inputs(tmp_path, FIRST, LAST)
+    platform, _ = reference_features(tmp_path, FIRST, LAST, 60)
+    baseline, seconds = build_features(landing, reference, weather, FIRST, LAST, 60, progress=lambda *_: None)
+    expected, got = features_checksum(platform), features_checksum(baseline)
+    assert expected["rows"] == got["rows"] == 10_348
+    assert compare(expected, got) == []
+    assert set(seconds) == {"lake", "warehouse", "features"}
