@@ -25,19 +25,6 @@ query Partitions {
     ... on AssetNode { partitionStats { numMaterialized numFailed } }
   }
 }"""
-LAUNCH = """
-mutation Launch {
-  launchRun(executionParams: {
-    selector: {repositoryLocationName: "ml_platform", repositoryName: "__repository__", jobName: "%s"},
-    executionMetadata: {tags: [%s]}
-  }) {
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-  }
-}"""
-
-
 class Platform:
     """`ml-platform up` in a process group of its own, stopped with SIGINT like Ctrl-C."""
 
@@ -83,12 +70,6 @@ class Platform:
         query = PARTITIONS % ", ".join(f'"{p}"' for p in path)
         node = self.graphql(query)["assetNodeOrError"]
         return (node.get("partitionStats") or {}).get("numMaterialized", 0)
-
-    def launch(self, job: str, tags: dict[str, str]) -> str:
-        tag_list = ", ".join(f'{{key: "{k}", value: "{v}"}}' for k, v in tags.items())
-        data = self.graphql(LAUNCH % (job, tag_list))["launchRun"]
-        assert "run" in data, data
-        return data["run"]["runId"]
 
     def wait_for(self, predicate, what: str, timeout: float = 240):
         deadline = time.monotonic() + timeout
