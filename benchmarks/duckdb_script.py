@@ -13,7 +13,6 @@ import datetime as dt
 from pathlib import Path
 
 import duckdb
-import polars as pl
 
 from benchmarks.data import FIRST_DAY, LAST_DAY, Inputs, read_reference_csv
 from benchmarks.measure import Stopwatch
@@ -22,20 +21,9 @@ from ml_platform.lib.features import build_flight_features
 from ml_platform.lib.landing import landing_date, parse_flights_csv
 from ml_platform.lib.reference_data import REFERENCE_TABLES
 from ml_platform.lib.storage import open_store, sha256
-from ml_platform.lib.warehouse import load_dims, load_fct_flights, load_staging_flights, load_staging_weather
-from ml_platform.lib.year import FETCHED_AT, WEATHER_SCHEMA, write_weather_days
+from ml_platform.lib.year import load_warehouse, read_weather_csv, write_weather_days
 
 HORIZON_MINUTES = 60
-
-
-def read_weather_csv(path: Path) -> pl.DataFrame:
-    """The weather CSV with the lake's columns and types, as ``year.weather_frame`` builds it."""
-    frame = pl.read_csv(path, null_values="NA", infer_schema_length=None)
-    return frame.select(list(WEATHER_SCHEMA)).cast(WEATHER_SCHEMA).with_columns(
-        pl.lit(FETCHED_AT).alias("_fetched_at"),
-        pl.lit("file://" + str(path)).alias("_source_url"),
-        pl.date(pl.col("year"), pl.col("month"), pl.col("day")).alias("_day"),
-    )
 
 
 def build_lake(inputs: Inputs, lake_dir: Path, first: dt.date, last: dt.date) -> None:
@@ -50,17 +38,10 @@ def build_lake(inputs: Inputs, lake_dir: Path, first: dt.date, last: dt.date) ->
         lake.archive(store, "flights", day, path.name, sha256(data), data)
         lake.write_partition(store, "flights", day, parse_flights_csv(path.name, data))
         days.append(day)
-    write_weather_days(store, days, read_weather_csv(inputs.weather_csv))
+    write_weather_days(store, days, read_weather_csv(inputs.weather_csv, "file://" + str(inputs.weather_csv)))
     for name in REFERENCE_TABLES:
         frame = read_reference_csv(inputs.reference_dir / f"{name}.csv")
         lake.write_table(store, lake.table_path(name), frame)
-
-
-def load_warehouse(conn: duckdb.DuckDBPyConnection, lake_url: str, first: dt.date, last: dt.date) -> None:
-    load_dims(conn, lake_url)
-    load_staging_flights(conn, lake_url, first, last)
-    load_fct_flights(conn, first, last)
-    load_staging_weather(conn, lake_url, first, last)
 
 
 def run(inputs: Inputs, work: Path, watch: Stopwatch, *, duckdb_memory_limit: str | None = None,

@@ -58,7 +58,6 @@ def reference_features(
     from ml_platform.lib import year
     from ml_platform.lib.features import TABLE, build_flight_features
     from ml_platform.lib.storage import open_store
-    from ml_platform.lib.warehouse import load_dims, load_fct_flights, load_staging_flights, load_staging_weather
 
     lake_dir = Path(tempfile.mkdtemp(dir=workdir, prefix="reference_lake_"))
     try:
@@ -67,10 +66,7 @@ def reference_features(
         timings, started = {}, time.perf_counter()
         year.build_year_lake(open_store(str(lake_dir)), first, last)
         timings["lake"], started = time.perf_counter() - started, time.perf_counter()
-        load_dims(conn, str(lake_dir))
-        load_staging_flights(conn, str(lake_dir), first, last)
-        load_fct_flights(conn, first, last)
-        load_staging_weather(conn, str(lake_dir), first, last)
+        year.load_warehouse(conn, str(lake_dir), first, last)
         timings["warehouse"], started = time.perf_counter() - started, time.perf_counter()
         build_flight_features(conn, first, last, horizon_minutes=horizon)
         timings["features"] = time.perf_counter() - started

@@ -34,16 +34,21 @@ WEATHER_SCHEMA = {
 }  # fmt: skip
 
 
-@cache
-def weather_frame() -> pl.DataFrame:
-    """weather.csv with the lake's columns and types, plus ``_day`` (its New York date)."""
-    w = pl.read_csv(weather_csv_path(), null_values="NA", infer_schema_length=None)
+def read_weather_csv(path: Path, source_url: str = "http://127.0.0.1/weather") -> pl.DataFrame:
+    """A weather CSV with the lake's columns and types, plus ``_day`` (its New York date)."""
+    w = pl.read_csv(path, null_values="NA", infer_schema_length=None)
     w = w.select(list(WEATHER_SCHEMA)).cast(WEATHER_SCHEMA)
     return w.with_columns(
         pl.lit(FETCHED_AT).alias("_fetched_at"),
-        pl.lit("http://127.0.0.1/weather").alias("_source_url"),
+        pl.lit(source_url).alias("_source_url"),
         pl.date(pl.col("year"), pl.col("month"), pl.col("day")).alias("_day"),
     )
+
+
+@cache
+def weather_frame() -> pl.DataFrame:
+    """The real weather.csv as the lake holds it."""
+    return read_weather_csv(weather_csv_path())
 
 
 def write_weather_days(store: Store, days: Iterable[dt.date], frame: pl.DataFrame | None = None) -> None:
@@ -73,7 +78,11 @@ def build_year_warehouse(
 ) -> None:
     """A lake in ``lake_dir`` and the warehouse loaded from it, one range load per table."""
     build_year_lake(open_store(str(lake_dir)), first, last)
-    lake_url = str(lake_dir)
+    load_warehouse(conn, str(lake_dir), first, last)
+
+
+def load_warehouse(conn: duckdb.DuckDBPyConnection, lake_url: str, first: dt.date, last: dt.date) -> None:
+    """Every warehouse table from the lake at ``lake_url``, one range load per table."""
     load_dims(conn, lake_url)
     load_staging_flights(conn, lake_url, first, last)
     load_fct_flights(conn, first, last)

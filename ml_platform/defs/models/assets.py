@@ -26,6 +26,14 @@ CHAMPION = dg.AssetKey(["models", "champion"])
 PREDICTIONS = dg.AssetKey(["ml", "predictions"])
 PERFORMANCE = dg.AssetKey(["ml", "model_performance"])
 SPEC = dict(group_name="models", owners=["team:ml"])
+# Predictions and performance: one row set per day, a range in one run, in the warehouse pool.
+DAILY = dict(
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"duckdb", "parquet"},
+    pool=POOL,
+    **SPEC,
+)
 PIP_REQUIREMENTS = ["scikit-learn==1.9.1", "pandas", "numpy"]
 
 
@@ -217,14 +225,10 @@ def champion_model(
 @dg.asset(
     key=PREDICTIONS,
     deps=[FEATURES, CHAMPION],
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"duckdb", "parquet"},
-    pool=POOL,
     # A day is scored when its features are built. A new champion rescores nothing, but days
     # whose features came while there was no champion yet are scored as soon as one exists.
     automation_condition=on_upstream_change(ignore=(CHAMPION,)),
-    **SPEC,
+    **DAILY,
 )
 def flight_predictions(
     context: dg.AssetExecutionContext,
@@ -284,17 +288,13 @@ REALIZED_AUC_BOUND = 0.65
 @dg.asset(
     key=PERFORMANCE,
     deps=[PREDICTIONS, FCT_FLIGHTS],
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"duckdb", "parquet"},
-    pool=POOL,
     automation_condition=on_upstream_change(),
     check_specs=[
         dg.AssetCheckSpec("realized_auc_7d", asset=PERFORMANCE, blocking=False,
                           description=f"ROC AUC of the last 7 days' predictions, once landed, is at "
                           f"least {REALIZED_AUC_BOUND}."),
     ],  # fmt: skip
-    **SPEC,
+    **DAILY,
 )
 def model_performance(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake_store: StoreResource):
     """How good the predictions turned out: per day and model version, realized ROC AUC, PR AUC,
