@@ -67,6 +67,24 @@ def test_rebuilding_a_range_is_idempotent_and_other_days_are_untouched(year_feat
     assert list(result.days) == days(FEB5, FEB12) and result.rows == len(before_week)
 
 
+def test_a_range_built_in_several_statements_equals_one_statement(year_features, monkeypatch):
+    conn = year_features.conn
+    one_statement = features(conn, FEB5, FEB20)  # the year was built in one statement
+    monkeypatch.setattr(build_module, "MAX_FLIGHTS_PER_STATEMENT", 2_000)  # about two days each
+    build_flight_features(conn, FEB5, FEB20)
+    assert features(conn, FEB5, FEB20) == one_statement
+
+
+def test_statement_ranges_cover_the_range_in_runs_of_at_most_the_limit():
+    d = [dt.date(2013, 3, n) for n in range(1, 7)]
+    per_day = {d[0]: 900, d[1]: 900, d[2]: 2_500, d[3]: 100, d[5]: 950}  # d[4]: no flights
+    assert build_module.statement_ranges(per_day, d[0], d[5], 2_000) == [
+        (d[0], d[1]), (d[2], d[2]), (d[3], d[5])  # a day above the limit is a run alone
+    ]  # fmt: skip
+    assert build_module.statement_ranges(per_day, d[0], d[5], 10_000) == [(d[0], d[5])]
+    assert build_module.statement_ranges({}, d[0], d[0], 1) == [(d[0], d[0])]
+
+
 def test_a_failed_build_leaves_the_previous_rows(growing, monkeypatch):
     growing.arrive(JAN1, dt.date(2013, 1, 3))
     build_flight_features(growing.conn, JAN1, dt.date(2013, 1, 3))
