@@ -116,6 +116,48 @@ def test_signature_mismatch_names_the_columns():
     assert m.signature_mismatch(expected, ["a", "c", "arr_delay"]) == {"missing": ["b"], "unexpected": ["arr_delay"]}
 
 
+def test_shuffling_prepared_columns_equals_shuffling_the_input_column(frame, trained):
+    """The fast permutation importance shuffles the prepared columns made from an input column."""
+    _, holdout = m.time_split(m.labelled(frame), 14)
+    x = m.to_pandas_features(holdout, trained.feature_columns).iloc[:2_000]
+    prepared = trained.pipeline.named_steps["prepare"].transform(x)
+    order = np.random.default_rng(0).permutation(len(x))
+    made_from = m._input_columns_of_prepared(trained.pipeline, trained.feature_columns)
+    assert sorted(i for columns in made_from for i in columns) == list(range(prepared.shape[1]))
+    for column, columns in zip(trained.feature_columns, made_from, strict=True):
+        shuffled_input = x.copy()
+        shuffled_input[column] = x[column].to_numpy()[order]
+        shuffled_prepared = prepared.copy()
+        shuffled_prepared[:, columns] = prepared[order][:, columns]
+        assert np.array_equal(trained.pipeline.named_steps["prepare"].transform(shuffled_input), shuffled_prepared), column
+    # Same measure as scikit-learn's (other random shuffles): the same strongest column, close values.
+    from sklearn.inspection import permutation_importance
+
+    y = m._labels(holdout[:2_000])
+    ours, spread = m.permutation_importance(trained.pipeline, x, y, repeats=3, seed=1)
+    theirs = permutation_importance(trained.pipeline, x, y, scoring="roc_auc", n_repeats=3, random_state=1)
+    assert ours.shape == spread.shape == (len(trained.feature_columns),)
+    print(f"\nstrongest: ours {trained.feature_columns[int(np.argmax(ours))]} {ours.max():.4f}, scikit-learn "
+          f"{trained.feature_columns[int(np.argmax(theirs.importances_mean))]} {theirs.importances_mean.max():.4f}, "
+          f"correlation {np.corrcoef(ours, theirs.importances_mean)[0, 1]:.3f}")
+    assert np.argmax(ours) == np.argmax(theirs.importances_mean)
+    assert np.corrcoef(ours, theirs.importances_mean)[0, 1] > 0.9
+
+
+def test_one_or_two_threads_give_the_same_model(frame):
+    from threadpoolctl import threadpool_limits
+
+    train_part, holdout = m.time_split(m.labelled(frame), 14)
+    columns = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
+    probabilities = []
+    for threads in (1, 2):
+        with threadpool_limits(threads, user_api="openmp"):
+            pipeline = m.build_pipeline(NUMERIC_FEATURES, CATEGORICAL_FEATURES, params=FAST)
+            pipeline.fit(m.to_pandas_features(train_part, columns), m._labels(train_part))
+            probabilities.append(pipeline.predict_proba(m.to_pandas_features(holdout, columns))[:, 1])
+    assert np.array_equal(*probabilities)
+
+
 def test_plots_are_png_images(frame, trained):
     _, holdout = m.time_split(frame, 14)
     charts = m.plots(trained, holdout)
