@@ -1,7 +1,9 @@
 """Metadata every materialization carries, in the shapes the Dagster UI knows how to show."""
 
 
+import datetime as dt
 import json
+from collections.abc import Mapping
 
 import dagster as dg
 import polars as pl
@@ -33,3 +35,17 @@ def json_rows(frame: pl.DataFrame) -> list[dict]:
 def sample_rows(frame: pl.DataFrame, n: int = 5) -> dg.JsonMetadataValue:
     """A few rows as JSON, for a person to look at in the UI."""
     return dg.MetadataValue.json(json_rows(frame.head(n)))
+
+
+def add_daily_metadata(
+    context: dg.AssetExecutionContext, per_day: Mapping[dt.date | str, Mapping], asset_key: dg.AssetKey | None = None
+) -> None:
+    """Each day's own figures (its rows, its files) on that day's partition of a range run.
+
+    Without it, every partition of a range run carries the range's metadata: the UI's row
+    count per partition would be the range's, and a year's run would store the year's
+    per-day figures 365 times over.
+    """
+    for day, metadata in per_day.items():
+        key = day if isinstance(day, str) else day.isoformat()
+        context.add_asset_metadata(dict(metadata), asset_key=asset_key, partition_key=key)

@@ -49,6 +49,11 @@ def test_features_pass_their_checks_and_are_published(settings, featured):
     assert published.height == 842
     horizon = pl.col("sched_dep_utc") - pl.duration(minutes=60)
     assert published.select((pl.col("predicted_at") == horizon).all()).item()
+    jan1 = featured.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(["features", "flight_features"]), asset_partitions=[FIRST]), limit=1
+    ).records[0].asset_materialization.metadata
+    assert jan1["dagster/row_count"].value == 842  # the day's own rows, not the range's
+    assert jan1["published"].value.endswith("published/flight_features/date=2013-01-01")
 
 
 def test_training_snapshot_is_named_by_its_content_and_drift_compares_with_it(settings, featured):

@@ -50,6 +50,24 @@ def test_a_day_lands_with_its_842_flights(settings, instance):
     assert source["rows"] == 842 and source["bytes"] == len(flights_csv_for_day(JAN1))
 
 
+def test_a_range_run_gives_each_day_its_own_rows_and_files(settings, instance):
+    replay(settings, JAN1, 3)
+    assert run_days(instance, "ingest_landing", "2013-01-01", "2013-01-03").success
+    records = instance.fetch_materializations(dg.AssetKey("raw_flights"), limit=10).records
+    by_day = {r.partition_key: r.asset_materialization.metadata for r in records}
+    assert {day: m["dagster/row_count"].value for day, m in by_day.items()} == {
+        "2013-01-01": 842, "2013-01-02": 943, "2013-01-03": 914,
+    }  # fmt: skip
+    assert [m["source_files"].value[0]["file"] for _, m in sorted(by_day.items())] == [
+        "flights_2013-01-01.csv", "flights_2013-01-02.csv", "flights_2013-01-03.csv",
+    ]  # fmt: skip
+    assert by_day["2013-01-02"]["lake_location"].value.endswith("raw/flights/date=2013-01-02")
+    weather = instance.fetch_materializations(dg.AssetKey("raw_weather"), limit=10).records
+    assert {r.partition_key: r.asset_materialization.metadata["dagster/row_count"].value for r in weather} == {
+        "2013-01-01": 67, "2013-01-02": 72, "2013-01-03": 72,
+    }  # fmt: skip
+
+
 def test_the_blizzard_day_keeps_every_cancelled_flight(settings, instance):
     replay(settings, BLIZZARD, 1)
     assert run_days(instance, "ingest_landing", "2013-02-08").success

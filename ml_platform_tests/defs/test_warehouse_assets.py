@@ -52,6 +52,12 @@ def test_a_week_loads_in_one_run_with_every_row_accounted_for(settings, loaded_w
     mat = instance.get_latest_materialization_event(dg.AssetKey(["staging", "flights"])).asset_materialization
     meta = {k: v.value for k, v in mat.metadata.items()}
     assert meta["input_rows"] == meta["loaded_rows"] + meta["quarantined_rows"]
+    # Each day's partition carries that day's counts, not the week's.
+    for asset in (["staging", "flights"], ["core", "fct_flights"]):
+        jan1 = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=["2013-01-01"]), limit=1
+        ).records[0].asset_materialization.metadata
+        assert (jan1["dagster/row_count"].value, jan1["loaded_rows"].value) == (842, 842), asset
     for asset, check in [("staging/flights", "contract"), ("staging/flights", "every_row_accounted_for"),
                          ("core/fct_flights", "contract"), ("staging/weather", "contract")]:  # fmt: skip
         record = _check(instance, asset, check)

@@ -8,7 +8,7 @@ from dagster_duckdb import DuckDBResource
 
 from ml_platform.defs.automation import on_upstream_change
 from ml_platform.defs.checks import contract_result, contract_spec
-from ml_platform.defs.metadata import column_schema
+from ml_platform.defs.metadata import add_daily_metadata, column_schema
 from ml_platform.defs.partitions import daily_partitions, day_range
 from ml_platform.defs.resources import StoreResource, warehouse_connection
 from ml_platform.defs.warehouse.assets import FCT_FLIGHTS, POOL, STAGING_WEATHER
@@ -147,15 +147,17 @@ def flight_features(
         failed = [c.check_name for c in blocking if not c.passed]
         if not failed:  # days that fail a blocking check are neither published nor materialized
             lake.publish_days(store, "flight_features", frame, list(result.days), "flight_date")
+            labelled = dict(frame.group_by("flight_date").agg(pl.col(ft.LABEL).is_not_null().sum()).iter_rows())
+            add_daily_metadata(context, {day: {
+                "dagster/row_count": n,
+                "labelled_rows": int(labelled.get(day, 0)),
+                "published": store.uri(f"published/flight_features/date={day}"),
+            } for day, n in result.days.items()})  # fmt: skip
             yield dg.MaterializeResult(
                 metadata={
-                    "dagster/row_count": frame.height,
                     "dagster/column_schema": column_schema(frame),
-                    "rows_per_day": {str(d): n for d, n in result.days.items()},
                     "horizon_minutes": result.horizon_minutes,
-                    "labelled_rows": int(frame[ft.LABEL].is_not_null().sum()),
                     "build_seconds": round(result.seconds, 2),
-                    "published": store.uri(f"published/flight_features/date={first}"),
                 }
             )
         yield from blocking

@@ -7,7 +7,7 @@ from collections import defaultdict
 import dagster as dg
 import polars as pl
 
-from ml_platform.defs.metadata import table_metadata
+from ml_platform.defs.metadata import add_daily_metadata, column_schema
 from ml_platform.defs.partitions import daily_partitions
 from ml_platform.defs.resources import StoreResource
 from ml_platform.lib import lake
@@ -50,10 +50,10 @@ def raw_flights(
     landing_zone, lake_zone = landing.store(), lake_store.store()
     days = [dt.date.fromisoformat(k) for k in context.partition_keys]
     by_day = _files_by_day(landing_files(landing_zone))
-    rows_per_day, sources, rejected, missing = {}, [], [], []
+    per_day, rejected, missing = {}, [], []
     frames = []
     for day in days:
-        day_frames = []
+        day_frames, sources = [], []
         for f in by_day.get(day, []):
             data = landing_zone.read_bytes(f.path)
             try:
@@ -71,7 +71,11 @@ def raw_flights(
             continue
         frame = pl.concat(day_frames, how="diagonal_relaxed")
         lake.write_partition(lake_zone, "flights", day, frame)
-        rows_per_day[day.isoformat()] = frame.height
+        per_day[day] = {
+            "dagster/row_count": frame.height,
+            "source_files": dg.MetadataValue.json(sources),
+            "lake_location": lake_zone.uri(f"raw/flights/date={day}"),
+        }
         frames.append(frame.head(0))
         context.log.info("%s: %d flights from %d file(s)", day, frame.height, len(day_frames))
 
@@ -82,13 +86,6 @@ def raw_flights(
             "Rejected files are in the landing zone's _rejected/ folder with an .error.txt.",
             metadata={"rejected_files": rejected, "days_without_data": missing},
         )
+    add_daily_metadata(context, per_day)
     schema = pl.concat(frames, how="diagonal_relaxed")
-    return dg.MaterializeResult(
-        metadata={
-            **table_metadata(schema, sum(rows_per_day.values())),
-            "rows_per_day": rows_per_day,
-            "source_files": dg.MetadataValue.json(sources),
-            "rejected_files": rejected,
-            "lake_location": lake_zone.uri(f"raw/flights/date={days[0]}"),
-        }
-    )
+    return dg.MaterializeResult(metadata={"dagster/column_schema": column_schema(schema), "rejected_files": rejected})

@@ -6,7 +6,7 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
-from ml_platform.defs.metadata import table_metadata
+from ml_platform.defs.metadata import add_daily_metadata, column_schema
 from ml_platform.defs.partitions import daily_partitions
 from ml_platform.defs.resources import StoreResource, WeatherApiResource
 from ml_platform.lib import lake
@@ -48,7 +48,7 @@ def raw_weather(
     them, one row per airport and hour. Fetched whenever that day's flights land."""
     lake_zone = lake_store.store()
     fetched_at = dt.datetime.now(dt.UTC)
-    rows_per_day, frames = {}, []
+    per_day, frames = {}, []
     for key in context.partition_keys:
         day = dt.date.fromisoformat(key)
         try:
@@ -64,13 +64,13 @@ def raw_weather(
         if frame.is_empty():
             context.log.warning("The weather API has no reports for %s", day)
         lake.write_partition(lake_zone, "weather", day, frame)
-        rows_per_day[key] = frame.height
+        per_day[key] = {"dagster/row_count": frame.height}
         frames.append(frame)
+    add_daily_metadata(context, per_day)
     sample = pl.concat(frames)
     return dg.MaterializeResult(
         metadata={
-            **table_metadata(sample),
-            "rows_per_day": rows_per_day,
+            "dagster/column_schema": column_schema(sample),
             "origins": sorted(sample["origin"].unique().to_list()),
             "source_url": weather.base_url,
         }

@@ -17,7 +17,7 @@ from ml_platform.defs.checks import (
     threshold_result,
     threshold_spec,
 )
-from ml_platform.defs.metadata import column_schema, sample_rows
+from ml_platform.defs.metadata import add_daily_metadata, column_schema, sample_rows
 from ml_platform.defs.partitions import daily_partitions, day_range
 from ml_platform.defs.resources import StoreResource, warehouse_connection
 from ml_platform.lib import contracts, warehouse as wh
@@ -103,6 +103,21 @@ def _accounted_result(asset: dg.AssetKey, result: wh.LoadResult) -> dg.AssetChec
         description="; ".join(problems) or None,
         metadata={"per_day": dg.MetadataValue.json({d.isoformat(): c.to_dict() for d, c in result.days.items()})},
     )
+
+
+def _add_daily_counts(
+    context: dg.AssetExecutionContext, result: wh.LoadResult, asset: dg.AssetKey, quarantine: dg.AssetKey | None = None
+) -> None:
+    """Each day's partition gets that day's counts (rows in the table, input, quarantined)."""
+    add_daily_metadata(context, {day: {
+        "dagster/row_count": c.loaded_rows + c.added_rows,
+        "input_rows": c.input_rows,
+        "loaded_rows": c.loaded_rows,
+        "quarantined_rows": c.quarantined_rows,
+    } for day, c in result.days.items()}, asset)  # fmt: skip
+    if quarantine is not None:
+        add_daily_metadata(context, {d: {"dagster/row_count": c.quarantined_rows} for d, c in result.days.items()},
+                           quarantine)  # fmt: skip
 
 
 def _load_metadata(result: wh.LoadResult, frame: pl.DataFrame) -> dict:
@@ -194,6 +209,7 @@ def staging_flights(
         frame = read_days(conn, "staging.flights", "flight_date", first, last)
         quarantined = read_days(conn, "quarantine.flights", "flight_date", first, last)
     context.log.info("staging.flights %s..%s: %s", first, last, result.total.to_dict())
+    _add_daily_counts(context, result, STAGING_FLIGHTS, QUARANTINE_FLIGHTS)
     yield dg.MaterializeResult(
         asset_key=STAGING_FLIGHTS,
         metadata={**_load_metadata(result, frame), "dagster/column_lineage": STAGING_FLIGHTS_LINEAGE},
@@ -241,6 +257,7 @@ def fct_flights(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     with warehouse_connection(warehouse) as conn:
         result = wh.load_fct_flights(conn, first, last)
         frame = read_days(conn, "core.fct_flights", "flight_date", first, last)
+    _add_daily_counts(context, result, FCT_FLIGHTS)
     yield dg.MaterializeResult(
         metadata={
             **_load_metadata(result, frame),
@@ -298,6 +315,7 @@ def staging_weather(
         result = wh.load_staging_weather(conn, lake_store.url, first, last)
         frame = read_days(conn, "staging.weather", "weather_date", first, last)
         quarantined = read_days(conn, "quarantine.weather", "weather_date", first, last)
+    _add_daily_counts(context, result, STAGING_WEATHER, QUARANTINE_WEATHER)
     yield dg.MaterializeResult(
         asset_key=STAGING_WEATHER,
         metadata={**_load_metadata(result, frame), "imputed_rows": result.total.added_rows},
