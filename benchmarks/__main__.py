@@ -65,6 +65,12 @@ def _sensor(work: Path) -> dict:
         return {"error": f"{type(e).__name__}: {e}", "log": str(work / "sensor" / "up.log")}
 
 
+def _latest_results(out: Path) -> Path | None:
+    """The results file of the most recent earlier run in ``out``, if any."""
+    runs = [(json.loads(p.read_text()).get("started_at") or "", p) for p in out.glob("*.json")]
+    return max(runs)[1] if runs else None
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -81,6 +87,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-free-gb", type=float, default=1.5,
                         help="stop a contender if the machine's available memory falls below this (default 1.5)")
     parser.add_argument("--keep-work", action="store_true", help="keep each contender's data home")
+    parser.add_argument("--before", type=Path, metavar="JSON",
+                        help="an earlier results file to compare with (default: the latest one in --out)")
     args = parser.parse_args(argv)
     if any(s < 1 for s in args.scale):
         parser.error("--scale values must be at least 1")
@@ -133,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     summary["machine"]["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
     summary["wall_seconds"] = time.monotonic() - started
     summary = report.summarize(summary)
+    earlier = args.before or _latest_results(args.out)
+    if earlier is not None:
+        summary["before"] = report.before(earlier)
     json_path, md_path = report.write(summary, args.out)
     progress(f"benchmark: wrote {json_path} and {md_path}")
     for t in summary["targets"]:

@@ -1,6 +1,7 @@
 """The benchmark's results: ratios, targets met or missed, and the JSON + markdown files.
 
     summary = summarize(results)           # adds "ratios" per scale, "targets" and "failures"
+    summary["before"] = before(earlier)    # optional: an earlier results file to compare with
     write(summary, out_dir)                # <out>/<date>.json and <out>/<date>.md, atomically
 """
 
@@ -121,6 +122,39 @@ def summarize(summary: dict) -> dict:
     return summary
 
 
+def before(path: Path) -> dict:
+    """What an earlier results file measured: its targets and the platform's (a) stage seconds per scale."""
+    earlier = json.loads(path.read_text())
+    return {
+        "file": path.name,
+        "started_at": earlier.get("started_at"),
+        "targets": {t["target"]: t["measured"] for t in earlier.get("targets", [])},
+        "a_stages": {scale: stage_seconds(run.get("a")) for scale, run in earlier.get("scales", {}).items()},
+        "a_peak_gb": {scale: (run.get("a") or {}).get("peak_rss_bytes", 0) / GB
+                      for scale, run in earlier.get("scales", {}).items()},
+    }  # fmt: skip
+
+
+def _before_after(summary: dict) -> list[str]:
+    was = summary["before"]
+    lines = [f"## Before and after (against `{was['file']}`, started {was['started_at']})", "",
+             "| target | before | now | limit |", "|---|---:|---:|---:|"]  # fmt: skip
+    for t in summary["targets"]:
+        old = was["targets"].get(t["target"])
+        cells = ["-" if x is None else f"{x:,.2f} {t['unit']}" for x in (old, t["measured"])]
+        lines.append(f"| {t['target']} | {cells[0]} | {cells[1]} | {t['limit']} {t['unit']} |")
+    for scale, run in summary["scales"].items():
+        old, now = was["a_stages"].get(scale, {}), stage_seconds(run.get("a"))
+        if not old or not now:
+            continue
+        lines += ["", f"(a) the platform at x{scale}:", "", "| stage | before | now |", "|---|---:|---:|"]
+        for stage in now:
+            lines.append(f"| {stage} | {_s(old.get(stage))} | {_s(now[stage])} |")
+        peak_now = (run.get("a") or {}).get("peak_rss_bytes")
+        lines.append(f"| peak memory | {was['a_peak_gb'].get(scale, 0):.2f} GB | {gib(peak_now)} |")
+    return lines + [""]
+
+
 # ---------------------------------------------------------------- markdown
 
 
@@ -198,6 +232,8 @@ def markdown(summary: dict) -> str:
     for t in summary["targets"]:
         measured = "-" if t["measured"] is None else f"{t['measured']:,.2f} {t['unit']}"
         lines.append(f"| {t['target']} | {measured} | {t['limit']} {t['unit']} | {status(t)} | {t['note'] or ''} |")
+    if summary.get("before"):
+        lines += [""] + _before_after(summary)
     lines += ["", "## Full year", ""]
     for scale, run in summary["scales"].items():
         lines += _scale_table(scale, run)

@@ -1,10 +1,12 @@
 """The benchmark's pandas baseline computes the platform's features, column for column, on
 real days (the 2013-02-08/09 blizzard included): if the features change, this says the
-baseline must follow before `make bench` can compare them."""
+baseline must follow before `make bench` can compare them. The report compares a run with an
+earlier one."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from benchmarks.checksum import compare, features_checksum
 from benchmarks.pandas_baseline import build_features
@@ -21,3 +23,16 @@ def test_the_pandas_baseline_equals_the_platform_on_every_column(tmp_path):
     assert expected["rows"] == got["rows"] == 10_348
     assert compare(expected, got) == []
     assert set(seconds) == {"lake", "warehouse", "features"}
+
+
+def test_the_report_compares_with_an_earlier_run():
+    from pathlib import Path
+
+    from benchmarks import report
+
+    earlier = Path(__file__).parents[1] / "benchmarks" / "results" / "2026-11-30-before.json"
+    summary = json.loads(earlier.read_text())
+    summary["before"] = report.before(earlier)
+    text = report.markdown(summary)
+    assert "| x1 full year incl. training, (a) | 111.83 s | 111.83 s | 90.0 s |" in text
+    assert "| features | 153.3 s | 153.3 s |" in text  # (a) at x10
