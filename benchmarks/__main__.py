@@ -82,8 +82,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="generated data (default .ml_platform/bench)")
     parser.add_argument("--train-up-to", type=int, default=1, metavar="SCALE",
                         help="(a) trains and predicts at scales up to this one (default 1)")
-    parser.add_argument("--duckdb-memory-limit", default="4GB",
-                        help="DuckDB memory_limit for (a) and (b) (default 4GB; 'none' = DuckDB's 80%% of RAM)")
+    parser.add_argument("--duckdb-memory-limit", default="1GB",
+                        help="DuckDB memory_limit for (a) and (b) (default 1GB; 'none' = DuckDB's 80%% of RAM)")
     parser.add_argument("--min-free-gb", type=float, default=1.5,
                         help="stop a contender if the machine's available memory falls below this (default 1.5)")
     parser.add_argument("--keep-work", action="store_true", help="keep each contender's data home")

@@ -30,7 +30,7 @@ def test_the_report_compares_with_an_earlier_run():
 
     from benchmarks import report
 
-    earlier = Path(__file__).parents[1] / "benchmarks" / "results" / "2026-11-30-before.json"
+    earlier = Path(__file__).parents[1] / "benchmarks" / "results" / "2026-11-30-first.json"
     summary = json.loads(earlier.read_text())
     summary["before"] = report.before(earlier)
     text = report.markdown(summary)

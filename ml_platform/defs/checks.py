@@ -5,11 +5,13 @@ runs on a table that broke its contract; quality thresholds become WARN checks.
 Both are computed inside the asset's own step, on the rows it just wrote.
 """
 
+from collections.abc import Iterable
+
 import dagster as dg
 import pandera.polars as pa
 import polars as pl
 
-from ml_platform.lib.validation import check_contract
+from ml_platform.lib.validation import check_contract, combine
 
 CONTRACT = "contract"
 
@@ -24,9 +26,11 @@ def contract_spec(asset: dg.AssetKey | str, model: type[pa.DataFrameModel]) -> d
 
 
 def contract_result(
-    asset: dg.AssetKey | str, model: type[pa.DataFrameModel], frame: pl.DataFrame
+    asset: dg.AssetKey | str, model: type[pa.DataFrameModel], rows: pl.DataFrame | Iterable[pl.DataFrame]
 ) -> dg.AssetCheckResult:
-    verdict = check_contract(model, frame)
+    """The contract's verdict on a frame, or on a range read in parts of whole days (``read_days_in_parts``)."""
+    parts = [rows] if isinstance(rows, pl.DataFrame) else rows
+    verdict = combine(check_contract(model, part) for part in parts)
     return dg.AssetCheckResult(
         asset_key=asset,
         check_name=CONTRACT,

@@ -7,6 +7,7 @@ a person can see what broke which rule without opening the database.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pandera.polars as pa
@@ -44,3 +45,16 @@ def check_contract(
         sample = frame[rows.head(sample_size).to_list()] if rows.len() else frame.head(0)
         return Verdict(len(frame), failing, by_rule, json.loads(sample.write_json()))
     return Verdict(len(frame), 0)
+
+
+def combine(verdicts: Iterable[Verdict], *, sample_size: int = 5) -> Verdict:
+    """One verdict for a table checked in parts of whole days (no key spans two parts)."""
+    rows = failing = 0
+    by_rule: dict[str, int] = {}
+    sample: list[dict] = []
+    for v in verdicts:
+        rows, failing = rows + v.rows, failing + v.failing_rows
+        for rule, n in v.failures_by_rule.items():
+            by_rule[rule] = by_rule.get(rule, 0) + n
+        sample += v.sample[: sample_size - len(sample)]
+    return Verdict(rows, failing, dict(sorted(by_rule.items())), sample)

@@ -16,14 +16,17 @@ from ml_platform.defs.lake.reference import raw_reference_tables
 from ml_platform.defs.warehouse.assets import dim_airports, dim_carriers, dim_planes
 from ml_platform.lib import lake
 from ml_platform.lib.storage import open_store
+from ml_platform.lib.warehouse import common
 from ml_platform_tests.helpers import platform_defs, run_days
 
 FIRST, LAST = "2013-01-01", "2013-01-10"
 
 
 @pytest.fixture
-def featured(settings):
-    """Ten real days landed, loaded into the warehouse and turned into features, in range runs."""
+def featured(settings, monkeypatch):
+    """Ten real days landed, loaded into the warehouse and turned into features, in range runs
+    that read their rows back in parts of about two days (as a range of millions of rows would)."""
+    monkeypatch.setattr(common, "MAX_ROWS_PER_PART", 2_000)
     with dg.instance_for_test() as instance:
         seed(settings)
         replay(settings, dt.date(2013, 1, 1), 10)
@@ -44,9 +47,13 @@ def _check(instance, asset, name):
 def test_features_pass_their_checks_and_are_published(settings, featured):
     for name in ("point_in_time", "contract"):
         assert _check(featured, "features/flight_features", name).status.value == "SUCCEEDED", name
-    published = lake.read_partition(open_store(settings.lake_url), "flight_features", dt.date(2013, 1, 1),
-                                    zone="published")  # fmt: skip
-    assert published.height == 842
+    store = open_store(settings.lake_url)
+    days = [dt.date(2013, 1, d) for d in range(1, 11)]
+    published = {d: lake.read_partition(store, "flight_features", d, zone="published").height for d in days}
+    assert published[dt.date(2013, 1, 1)] == 842 and sum(published.values()) == 8_832
+    checked = _check(featured, "features/flight_features", "contract").evaluation.metadata["rows_checked"].value
+    assert checked == 8_832  # every part of the range was checked
+    published = lake.read_partition(store, "flight_features", dt.date(2013, 1, 1), zone="published")
     horizon = pl.col("sched_dep_utc") - pl.duration(minutes=60)
     assert published.select((pl.col("predicted_at") == horizon).all()).item()
     jan1 = featured.fetch_materializations(

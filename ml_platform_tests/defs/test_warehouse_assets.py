@@ -14,6 +14,7 @@ from ml_platform.defs.lake.reference import raw_reference_tables
 from ml_platform.defs.warehouse.assets import dim_airports, dim_carriers, dim_planes
 from ml_platform.lib.reference_data import flights_csv_for_day
 from ml_platform.lib.storage import open_store
+from ml_platform.lib.warehouse import common
 from ml_platform_tests.helpers import platform_defs, run_days
 
 
@@ -37,8 +38,9 @@ def _check(instance, asset: str, name: str):
     return instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
 
 
-def test_a_week_loads_in_one_run_with_every_row_accounted_for(settings, loaded_week):
+def test_a_week_loads_in_one_run_with_every_row_accounted_for(settings, loaded_week, monkeypatch):
     instance = loaded_week
+    monkeypatch.setattr(common, "MAX_ROWS_PER_PART", 2_000)  # checked in parts of about two days
     result = run_days(instance, "load_warehouse", "2013-01-01", "2013-01-07")
     assert result.success
     assert len(instance.get_runs(filters=dg.RunsFilter(job_name="load_warehouse"))) == 1
@@ -62,6 +64,8 @@ def test_a_week_loads_in_one_run_with_every_row_accounted_for(settings, loaded_w
                          ("core/fct_flights", "contract"), ("staging/weather", "contract")]:  # fmt: skip
         record = _check(instance, asset, check)
         assert record.status.value == "SUCCEEDED", (asset, check)
+    for asset in ("staging/flights", "core/fct_flights"):  # every part of the week was checked
+        assert _check(instance, asset, "contract").evaluation.metadata["rows_checked"].value == 6_099, asset
 
 
 def test_a_new_lake_day_triggers_only_its_own_warehouse_day(settings, loaded_week):

@@ -8,7 +8,7 @@ import datetime as dt
 import polars as pl
 
 from ml_platform.lib.contracts import StagingWeather
-from ml_platform.lib.validation import check_contract
+from ml_platform.lib.validation import check_contract, combine
 
 UTC = dt.timezone.utc
 
@@ -63,3 +63,15 @@ def test_table_level_rules_fail_the_offending_rows():
     verdict = check_contract(StagingWeather, frame)
     assert verdict.failures_by_rule == {"StagingWeather: two reports for one airport and hour": 4}
     assert verdict.failing_rows == 4
+
+
+def test_a_table_checked_in_parts_gets_the_verdict_of_the_whole():
+    frame = weather(
+        wind_speed=[10.4, 1048.0, 11.5, 12.7],
+        humid=[59.4, 161.6, 64.4, 62.2],
+        origin=["EWR", "JFK", "BOS", "EWR"],
+    )
+    whole = check_contract(StagingWeather, frame)
+    parts = combine(check_contract(StagingWeather, part) for part in (frame[:1], frame[1:3], frame[3:]))
+    assert parts == whole
+    assert combine([]) == check_contract(StagingWeather, frame.head(0))

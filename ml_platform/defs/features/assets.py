@@ -3,7 +3,6 @@
 import datetime as dt
 
 import dagster as dg
-import polars as pl
 from dagster_duckdb import DuckDBResource
 
 from ml_platform.defs.automation import on_upstream_change
@@ -15,7 +14,9 @@ from ml_platform.defs.warehouse.assets import FCT_FLIGHTS, POOL, STAGING_WEATHER
 from ml_platform.lib import contracts, features as ft, lake, training_set
 from ml_platform.lib.drift import DRIFT_ERROR, DRIFT_FEATURES, DRIFT_WARN, drift_report, severity
 from ml_platform.lib.storage import Store
-from ml_platform.lib.warehouse.common import read_days
+from ml_platform.lib.features.leakage import single_feature_auc_in_table
+from ml_platform.lib.warehouse.common import days_between, parts_of_days, read_days, read_days_in_parts
+from ml_platform.lib.warehouse.schema import table_columns
 
 FEATURES = dg.AssetKey(["features", "flight_features"])
 TRAINING_SET = dg.AssetKey(["features", "training_set"])
@@ -33,11 +34,11 @@ class FeatureSettings(dg.ConfigurableResource):
     drift_error: float = DRIFT_ERROR
 
 
-def _point_in_time_result(conn, frame: pl.DataFrame, first: dt.date, last: dt.date) -> dg.AssetCheckResult:
+def _point_in_time_result(conn, first: dt.date, last: dt.date) -> dg.AssetCheckResult:
     """Nothing used was known after predicted_at, no post-departure column, no one-feature oracle."""
     violations = ft.point_in_time_violations(conn, first, last)
-    forbidden = ft.forbidden_columns_present(frame.columns)
-    auc = ft.single_feature_auc(frame)
+    forbidden = ft.forbidden_columns_present(table_columns(conn, ft.TABLE))
+    auc = single_feature_auc_in_table(conn, first, last)
     leaks = {c: round(a, 3) for c, a in auc.items() if a > ft.LEAK_AUC}
     problems = [f"{n:,} rows use {c} after predicted_at" for c, n in violations.items() if n]
     if forbidden:
@@ -56,6 +57,13 @@ def _point_in_time_result(conn, frame: pl.DataFrame, first: dt.date, last: dt.da
             "highest_single_feature_auc": dg.MetadataValue.json({k: round(v, 3) for k, v in top.items()}),
         },
     )
+
+
+def _publish(conn, store: Store, first: dt.date, last: dt.date) -> None:
+    """Every day of [first, last] as its own Parquet partition under published/, a few weeks at a time."""
+    for start, end in parts_of_days(conn, ft.TABLE, "flight_date", first, last):
+        frame = read_days(conn, ft.TABLE, "flight_date", start, end)
+        lake.publish_days(store, "flight_features", frame, days_between(start, end), "flight_date")
 
 
 def _drift_result(
@@ -141,21 +149,25 @@ def flight_features(
         result = ft.build_flight_features(
             conn, first, last, horizon_minutes=feature_settings.prediction_horizon_minutes
         )
-        frame = read_days(conn, ft.TABLE, "flight_date", first, last)
-        blocking = [_point_in_time_result(conn, frame, first, last),
-                    contract_result(FEATURES, contracts.FlightFeatures, frame)]  # fmt: skip
+        blocking = [_point_in_time_result(conn, first, last),
+                    contract_result(FEATURES, contracts.FlightFeatures,
+                                    read_days_in_parts(conn, ft.TABLE, "flight_date", first, last))]  # fmt: skip
         failed = [c.check_name for c in blocking if not c.passed]
         if not failed:  # days that fail a blocking check are neither published nor materialized
-            lake.publish_days(store, "flight_features", frame, list(result.days), "flight_date")
-            labelled = dict(frame.group_by("flight_date").agg(pl.col(ft.LABEL).is_not_null().sum()).iter_rows())
+            _publish(conn, store, first, last)
+            labelled = dict(conn.execute(
+                f"SELECT flight_date, count({ft.LABEL}) FROM {ft.TABLE} WHERE flight_date BETWEEN $first AND $last "
+                "GROUP BY ALL", {"first": first, "last": last},
+            ).fetchall())  # fmt: skip
             add_daily_metadata(context, {day: {
                 "dagster/row_count": n,
                 "labelled_rows": int(labelled.get(day, 0)),
                 "published": store.uri(f"published/flight_features/date={day}"),
             } for day, n in result.days.items()})  # fmt: skip
+            columns = read_days(conn, ft.TABLE, "flight_date", first, last, limit=0)
             yield dg.MaterializeResult(
                 metadata={
-                    "dagster/column_schema": column_schema(frame),
+                    "dagster/column_schema": column_schema(columns),
                     "horizon_minutes": result.horizon_minutes,
                     "build_seconds": round(result.seconds, 2),
                 }

@@ -21,7 +21,7 @@ from ml_platform.defs.metadata import add_daily_metadata, column_schema, sample_
 from ml_platform.defs.partitions import daily_partitions, day_range
 from ml_platform.defs.resources import StoreResource, warehouse_connection
 from ml_platform.lib import contracts, warehouse as wh
-from ml_platform.lib.warehouse.common import read_days
+from ml_platform.lib.warehouse.common import read_days, read_days_in_parts
 
 POOL = "warehouse"
 SPEC = dict(group_name="warehouse", owners=["team:data-platform"])
@@ -120,11 +120,12 @@ def _add_daily_counts(
                            quarantine)  # fmt: skip
 
 
-def _load_metadata(result: wh.LoadResult, frame: pl.DataFrame) -> dict:
+def _load_metadata(result: wh.LoadResult, columns: pl.DataFrame) -> dict:
+    """The range's counts; ``columns``: the table's rows (any number of them) for its schema."""
     total = result.total
     return {
-        "dagster/row_count": frame.height,
-        "dagster/column_schema": column_schema(frame),
+        "dagster/row_count": total.loaded_rows + total.added_rows,
+        "dagster/column_schema": column_schema(columns),
         "input_rows": total.input_rows,
         "loaded_rows": total.loaded_rows,
         "quarantined_rows": total.quarantined_rows,
@@ -132,6 +133,26 @@ def _load_metadata(result: wh.LoadResult, frame: pl.DataFrame) -> dict:
         "added_columns": list(result.added_columns),
         "load_seconds": round(result.seconds, 2),
     }
+
+
+def _share_per_day(conn, table: str, date_column: str, condition: str, first, last) -> pl.DataFrame:
+    """``day``, ``share``: the share of each day's rows of ``table`` where ``condition`` holds, by day."""
+    return conn.execute(
+        f"SELECT {date_column} AS day, avg(CAST({condition} AS DOUBLE)) AS share FROM {table} "
+        f"WHERE {date_column} BETWEEN $first AND $last GROUP BY ALL ORDER BY day",
+        {"first": first, "last": last},
+    ).pl()
+
+
+def _worst_day(
+    asset: dg.AssetKey, name: str, share: pl.DataFrame, limit: float, **metadata
+) -> dg.AssetCheckResult:
+    """WARN when the day with the highest share is above ``limit``."""
+    worst = share.sort("share").tail(1)
+    return threshold_result(
+        asset, name, float(worst["share"][0]) if worst.height else 0.0, limit,
+        worst_day=str(worst["day"][0]) if worst.height else None, **metadata,
+    )  # fmt: skip
 
 
 def _dimension(name: str, raw_key: str, loader, model_doc: str) -> dg.AssetsDefinition:
@@ -206,33 +227,28 @@ def staging_flights(
     first, last = day_range(context)
     with warehouse_connection(warehouse, lake_store.url) as conn:
         result = wh.load_staging_flights(conn, lake_store.url, first, last)
-        frame = read_days(conn, "staging.flights", "flight_date", first, last)
-        quarantined = read_days(conn, "quarantine.flights", "flight_date", first, last)
+        contract = contract_result(STAGING_FLIGHTS, contracts.StagingFlights,
+                                   read_days_in_parts(conn, "staging.flights", "flight_date", first, last))
+        columns = read_days(conn, "staging.flights", "flight_date", first, last, limit=0)
+        quarantined = read_days(conn, "quarantine.flights", "flight_date", first, last, limit=5)
+        cancelled = _share_per_day(conn, "staging.flights", "flight_date", "is_cancelled", first, last)
     context.log.info("staging.flights %s..%s: %s", first, last, result.total.to_dict())
     _add_daily_counts(context, result, STAGING_FLIGHTS, QUARANTINE_FLIGHTS)
     yield dg.MaterializeResult(
         asset_key=STAGING_FLIGHTS,
-        metadata={**_load_metadata(result, frame), "dagster/column_lineage": STAGING_FLIGHTS_LINEAGE},
+        metadata={**_load_metadata(result, columns), "dagster/column_lineage": STAGING_FLIGHTS_LINEAGE},
     )
     yield dg.MaterializeResult(
         asset_key=QUARANTINE_FLIGHTS,
         metadata={
-            "dagster/row_count": quarantined.height,
+            "dagster/row_count": result.total.quarantined_rows,
             "by_rule": dg.MetadataValue.json(dict(sorted(result.total.quarantined.items()))),
             "sample": sample_rows(quarantined),
         },
     )
-    yield contract_result(STAGING_FLIGHTS, contracts.StagingFlights, frame)
+    yield contract
     yield _accounted_result(STAGING_FLIGHTS, result)
-    share = frame.group_by("flight_date").agg(pl.col("is_cancelled").mean()).sort("flight_date")
-    worst = share.sort("is_cancelled").tail(1)
-    yield threshold_result(
-        STAGING_FLIGHTS,
-        "cancelled_share",
-        float(worst["is_cancelled"][0]) if worst.height else 0.0,
-        CANCELLED_SHARE_LIMIT,
-        worst_day=str(worst["flight_date"][0]) if worst.height else None,
-    )
+    yield _worst_day(STAGING_FLIGHTS, "cancelled_share", cancelled, CANCELLED_SHARE_LIMIT)
 
 
 @dg.asset(
@@ -256,25 +272,20 @@ def fct_flights(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     first, last = day_range(context)
     with warehouse_connection(warehouse) as conn:
         result = wh.load_fct_flights(conn, first, last)
-        frame = read_days(conn, "core.fct_flights", "flight_date", first, last)
+        contract = contract_result(FCT_FLIGHTS, contracts.FctFlights,
+                                   read_days_in_parts(conn, "core.fct_flights", "flight_date", first, last))
+        columns = read_days(conn, "core.fct_flights", "flight_date", first, last, limit=0)
+        no_plane = _share_per_day(conn, "core.fct_flights", "flight_date", "NOT has_plane", first, last)
     _add_daily_counts(context, result, FCT_FLIGHTS)
     yield dg.MaterializeResult(
         metadata={
-            **_load_metadata(result, frame),
+            **_load_metadata(result, columns),
             "dagster/column_lineage": FCT_FLIGHTS_LINEAGE,
         }
     )
-    yield contract_result(FCT_FLIGHTS, contracts.FctFlights, frame)
-    no_plane = frame.group_by("flight_date").agg((~pl.col("has_plane")).mean().alias("share"))
-    worst = no_plane.sort("share").tail(1)
-    yield threshold_result(
-        FCT_FLIGHTS,
-        "flights_without_plane",
-        float(worst["share"][0]) if worst.height else 0.0,
-        NO_PLANE_SHARE_LIMIT,
-        worst_day=str(worst["flight_date"][0]) if worst.height else None,
-        share_per_day=dg.MetadataValue.json({str(d): round(s, 4) for d, s in no_plane.sort("flight_date").iter_rows()}),
-    )
+    yield contract
+    yield _worst_day(FCT_FLIGHTS, "flights_without_plane", no_plane, NO_PLANE_SHARE_LIMIT,
+                     share_per_day=dg.MetadataValue.json({str(d): round(s, 4) for d, s in no_plane.iter_rows()}))
 
 
 @dg.multi_asset(
@@ -318,7 +329,8 @@ def staging_weather(
     _add_daily_counts(context, result, STAGING_WEATHER, QUARANTINE_WEATHER)
     yield dg.MaterializeResult(
         asset_key=STAGING_WEATHER,
-        metadata={**_load_metadata(result, frame), "imputed_rows": result.total.added_rows},
+        metadata={**_load_metadata(result, frame), "dagster/row_count": frame.height,
+                  "imputed_rows": result.total.added_rows},  # fmt: skip
     )
     yield dg.MaterializeResult(
         asset_key=QUARANTINE_WEATHER,

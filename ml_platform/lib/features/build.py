@@ -24,7 +24,7 @@ import duckdb
 from ml_platform.lib.features.columns import COLUMNS, TABLE
 from ml_platform.lib.features.holidays import holidays_around
 from ml_platform.lib.features.sql import FEATURES_SQL, HISTORY_LOOKBACK_DAYS, WEATHER_LOOKBACK_DAYS
-from ml_platform.lib.warehouse.common import check_range, days_between, transaction
+from ml_platform.lib.warehouse.common import check_range, days_between, runs_of_days, transaction
 from ml_platform.lib.warehouse.schema import ensure_table, table_columns
 
 DEFAULT_HORIZON_MINUTES = 60
@@ -85,20 +85,6 @@ def query_parameters(first: dt.date, last: dt.date, horizon_minutes: int) -> dic
     }
 
 
-def statement_ranges(
-    flights_per_day: Mapping[dt.date, int], first: dt.date, last: dt.date, limit: int
-) -> list[tuple[dt.date, dt.date]]:
-    """[first, last] cut into runs of consecutive days of at most ``limit`` flights (a bigger day is a run alone)."""
-    ranges, start, flights = [], first, 0
-    for day in days_between(first, last):
-        n = flights_per_day.get(day, 0)
-        if flights and flights + n > limit:
-            ranges.append((start, day - dt.timedelta(days=1)))
-            start, flights = day, 0
-        flights += n
-    return [*ranges, (start, last)]
-
-
 def build_flight_features(
     conn: duckdb.DuckDBPyConnection,
     first: dt.date,
@@ -124,7 +110,7 @@ def build_flight_features(
     with transaction(conn):
         conn.execute(f"DELETE FROM {TABLE} WHERE flight_date BETWEEN $first AND $last", range_params)
         facts = dict(conn.execute(per_day.format("core.fct_flights"), range_params).fetchall())
-        for start, end in statement_ranges(facts, first, last, MAX_FLIGHTS_PER_STATEMENT):
+        for start, end in runs_of_days(facts, first, last, MAX_FLIGHTS_PER_STATEMENT):
             conn.execute(
                 f"INSERT INTO {TABLE} BY NAME {FEATURES_SQL} ORDER BY flight_date, origin, sched_dep_time, carrier, flight",
                 query_parameters(start, end, horizon_minutes),

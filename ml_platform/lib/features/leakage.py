@@ -21,6 +21,7 @@ from sklearn.metrics import roc_auc_score
 from ml_platform.lib.features.columns import (
     FLAG_COLUMNS, FORBIDDEN_COLUMNS, FORBIDDEN_PREFIXES, KEY_COLUMNS, KNOWN_AT_COLUMNS, LABEL, TABLE,
 )  # fmt: skip
+from ml_platform.lib.warehouse.common import ident
 
 LEAK_AUC = 0.9
 _NOT_FEATURES = {*KEY_COLUMNS, *KNOWN_AT_COLUMNS, *FLAG_COLUMNS, LABEL, "horizon_minutes", "flight"}
@@ -61,4 +62,22 @@ def single_feature_auc(frame: pl.DataFrame, columns=None) -> dict[str, float]:
             continue
         auc = float(roc_auc_score(values["y"].to_numpy(), values["x"].to_numpy()))
         result[column] = max(auc, 1 - auc)
-    return dict(sorted(result.items(), key=lambda item: -item[1] if not math.isnan(item[1]) else math.inf))
+    return _highest_first(result)
+
+
+def single_feature_auc_in_table(conn: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> dict[str, float]:
+    """``single_feature_auc`` of the rows of [first, last] of ``features.flight_features``, read one
+    column (with the label) at a time: memory holds two columns of the range, not the table."""
+    schema = conn.execute(f"SELECT * FROM {TABLE} LIMIT 0").pl().schema
+    result = {}
+    for column in (c for c, t in schema.items() if t.is_numeric() and c not in _NOT_FEATURES):
+        pair = conn.execute(
+            f"SELECT {ident(column)}, {LABEL} FROM {TABLE} WHERE flight_date BETWEEN $first AND $last",
+            {"first": first, "last": last},
+        ).pl()
+        result.update(single_feature_auc(pair, [column]))
+    return _highest_first(result)
+
+
+def _highest_first(auc: dict[str, float]) -> dict[str, float]:
+    return dict(sorted(auc.items(), key=lambda item: -item[1] if not math.isnan(item[1]) else math.inf))

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
+import polars as pl
 
 SCHEMAS = ("staging", "core", "quarantine")
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -243,10 +244,56 @@ def counts_by_day(
 
 
 def read_days(
-    conn: duckdb.DuckDBPyConnection, table: str, date_column: str, first: dt.date, last: dt.date
-):
-    """The rows of ``table`` whose ``date_column`` is in [first, last], as a polars frame."""
+    conn: duckdb.DuckDBPyConnection, table: str, date_column: str, first: dt.date, last: dt.date,
+    limit: int | None = None,
+):  # fmt: skip
+    """The rows of ``table`` whose ``date_column`` is in [first, last] (the first ``limit``), as a polars frame."""
+    more = "" if limit is None else f" LIMIT {int(limit)}"
     return conn.execute(
-        f"SELECT * FROM {table_name(table)} WHERE {ident(date_column)} BETWEEN $first AND $last",
+        f"SELECT * FROM {table_name(table)} WHERE {ident(date_column)} BETWEEN $first AND $last{more}",
         {"first": first, "last": last},
     ).pl()
+
+
+# What a step holds in memory at once when it reads a range back (a year of the real data
+# is one part): at ten times the year, reading the whole range made a step hold 3.4 million
+# rows (about 4 GB with its checks).
+MAX_ROWS_PER_PART = 400_000
+
+
+def rows_per_day(conn: duckdb.DuckDBPyConnection, table: str, date_column: str, first: dt.date, last: dt.date):
+    """{day: rows} of ``table`` in [first, last] (days without rows left out)."""
+    column = ident(date_column)
+    return dict(conn.execute(
+        f"SELECT {column}, count(*) FROM {table_name(table)} WHERE {column} BETWEEN $first AND $last GROUP BY ALL",
+        {"first": first, "last": last},
+    ).fetchall())  # fmt: skip
+
+
+def runs_of_days(
+    per_day: Mapping[dt.date, int], first: dt.date, last: dt.date, limit: int
+) -> list[tuple[dt.date, dt.date]]:
+    """[first, last] cut into runs of consecutive days of at most ``limit`` rows (a bigger day is a run alone)."""
+    runs, start, rows = [], first, 0
+    for day in days_between(first, last):
+        n = per_day.get(day, 0)
+        if rows and rows + n > limit:
+            runs.append((start, day - dt.timedelta(days=1)))
+            start, rows = day, 0
+        rows += n
+    return [*runs, (start, last)]
+
+
+def parts_of_days(
+    conn: duckdb.DuckDBPyConnection, table: str, date_column: str, first: dt.date, last: dt.date
+) -> list[tuple[dt.date, dt.date]]:
+    """[first, last] as runs of whole days of at most ``MAX_ROWS_PER_PART`` rows of ``table`` each."""
+    return runs_of_days(rows_per_day(conn, table, date_column, first, last), first, last, MAX_ROWS_PER_PART)
+
+
+def read_days_in_parts(
+    conn: duckdb.DuckDBPyConnection, table: str, date_column: str, first: dt.date, last: dt.date
+) -> Iterator[pl.DataFrame]:
+    """The rows of [first, last], one frame per part (``parts_of_days``): memory stays bounded whatever the range."""
+    for start, end in parts_of_days(conn, table, date_column, first, last):
+        yield read_days(conn, table, date_column, start, end)

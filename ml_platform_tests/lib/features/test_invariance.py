@@ -15,6 +15,7 @@ import pytest
 
 from ml_platform.lib.features import build as build_module
 from ml_platform.lib.features import build_flight_features
+from ml_platform.lib.warehouse.common import runs_of_days
 
 from .conftest import days, features
 
@@ -75,14 +76,14 @@ def test_a_range_built_in_several_statements_equals_one_statement(year_features,
     assert features(conn, FEB5, FEB20) == one_statement
 
 
-def test_statement_ranges_cover_the_range_in_runs_of_at_most_the_limit():
+def test_runs_of_days_cover_the_range_in_runs_of_at_most_the_limit():
     d = [dt.date(2013, 3, n) for n in range(1, 7)]
     per_day = {d[0]: 900, d[1]: 900, d[2]: 2_500, d[3]: 100, d[5]: 950}  # d[4]: no flights
-    assert build_module.statement_ranges(per_day, d[0], d[5], 2_000) == [
+    assert runs_of_days(per_day, d[0], d[5], 2_000) == [
         (d[0], d[1]), (d[2], d[2]), (d[3], d[5])  # a day above the limit is a run alone
     ]  # fmt: skip
-    assert build_module.statement_ranges(per_day, d[0], d[5], 10_000) == [(d[0], d[5])]
-    assert build_module.statement_ranges({}, d[0], d[0], 1) == [(d[0], d[0])]
+    assert runs_of_days(per_day, d[0], d[5], 10_000) == [(d[0], d[5])]
+    assert runs_of_days({}, d[0], d[0], 1) == [(d[0], d[0])]
 
 
 def test_a_failed_build_leaves_the_previous_rows(growing, monkeypatch):

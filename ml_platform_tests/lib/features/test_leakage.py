@@ -8,11 +8,13 @@ caught.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import polars as pl
 
 from ml_platform.lib.features import LEAK_AUC, NUMERIC_FEATURES, single_feature_auc
+from ml_platform.lib.features.leakage import single_feature_auc_in_table
 
 KEY = "flight_date, carrier, flight, origin, sched_dep_time"
 
@@ -41,6 +43,15 @@ def test_every_feature_alone_stays_below_the_leak_threshold_and_a_leak_is_caught
     print("with the flight's own delays:", {k: round(leaky[k], 3) for k in ("arr_delay", "dep_delay")})
     assert leaky["arr_delay"] > 0.99  # is_delayed is arr_delay > 15: it separates perfectly
     assert leaky["arr_delay"] > LEAK_AUC and next(iter(leaky)) == "arr_delay"
+
+
+def test_the_table_read_one_column_at_a_time_gives_the_same_auc(year_features):
+    frame = year_features.conn.execute(
+        "SELECT * FROM features.flight_features WHERE flight_date BETWEEN '2013-07-01' AND '2013-07-31'"
+    ).pl()
+    assert single_feature_auc_in_table(year_features.conn, dt.date(2013, 7, 1), dt.date(2013, 7, 31)) == (
+        single_feature_auc(frame)
+    )
 
 
 def test_every_month_stays_below_the_threshold(year_features):
