@@ -21,7 +21,7 @@ from ml_platform.defs.metadata import add_daily_metadata, column_schema, sample_
 from ml_platform.defs.partitions import daily_partitions, day_range
 from ml_platform.defs.resources import StoreResource, warehouse_connection
 from ml_platform.lib import contracts, warehouse as wh
-from ml_platform.lib.warehouse.common import read_days, read_days_in_parts
+from ml_platform.lib.warehouse.common import ident, read_days, read_days_in_parts, table_name
 
 POOL = "warehouse"
 SPEC = dict(group_name="warehouse", owners=["team:data-platform"])
@@ -136,10 +136,12 @@ def _load_metadata(result: wh.LoadResult, columns: pl.DataFrame) -> dict:
 
 
 def _share_per_day(conn, table: str, date_column: str, condition: str, first, last) -> pl.DataFrame:
-    """``day``, ``share``: the share of each day's rows of ``table`` where ``condition`` holds, by day."""
+    """``day``, ``share``: the share of each day's rows of ``table`` where ``condition`` (a constant of
+    this module, never user input) holds, by day."""
+    column = ident(date_column)
     return conn.execute(
-        f"SELECT {date_column} AS day, avg(CAST({condition} AS DOUBLE)) AS share FROM {table} "
-        f"WHERE {date_column} BETWEEN $first AND $last GROUP BY ALL ORDER BY day",
+        f"SELECT {column} AS day, avg(CAST({condition} AS DOUBLE)) AS share FROM {table_name(table)} "
+        f"WHERE {column} BETWEEN $first AND $last GROUP BY ALL ORDER BY day",
         {"first": first, "last": last},
     ).pl()
 
