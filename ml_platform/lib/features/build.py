@@ -24,7 +24,7 @@ import duckdb
 from ml_platform.lib.features.columns import COLUMNS, TABLE
 from ml_platform.lib.features.holidays import holidays_around
 from ml_platform.lib.features.sql import FEATURES_SQL, HISTORY_LOOKBACK_DAYS, WEATHER_LOOKBACK_DAYS
-from ml_platform.lib.warehouse.common import check_range, days_between, runs_of_days, transaction
+from ml_platform.lib.warehouse.common import check_range, days_between, rows_per_day, runs_of_days, transaction
 from ml_platform.lib.warehouse.schema import ensure_table, table_columns
 
 DEFAULT_HORIZON_MINUTES = 60
@@ -106,16 +106,15 @@ def build_flight_features(
             raise RuntimeError(f"{source} does not exist: load the warehouse before building features")
     added = create_table(conn)
     range_params = {"first": first, "last": last}
-    per_day = "SELECT flight_date, count(*) FROM {} WHERE flight_date BETWEEN $first AND $last GROUP BY ALL"
     with transaction(conn):
         conn.execute(f"DELETE FROM {TABLE} WHERE flight_date BETWEEN $first AND $last", range_params)
-        facts = dict(conn.execute(per_day.format("core.fct_flights"), range_params).fetchall())
+        facts = rows_per_day(conn, "core.fct_flights", "flight_date", first, last)
         for start, end in runs_of_days(facts, first, last, MAX_FLIGHTS_PER_STATEMENT):
             conn.execute(
                 f"INSERT INTO {TABLE} BY NAME {FEATURES_SQL} ORDER BY flight_date, origin, sched_dep_time, carrier, flight",
                 query_parameters(start, end, horizon_minutes),
             )
-        written = dict(conn.execute(per_day.format(TABLE), range_params).fetchall())
+        written = rows_per_day(conn, TABLE, "flight_date", first, last)
         if facts != written:  # a join that repeats or loses flights is a bug: keep the previous rows
             wrong = sorted(d for d in facts.keys() | written.keys() if facts.get(d) != written.get(d))
             raise RuntimeError(f"{TABLE} would not have one row per flight on {wrong[:5]}; nothing was changed")
