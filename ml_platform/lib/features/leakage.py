@@ -66,16 +66,35 @@ def single_feature_auc(frame: pl.DataFrame, columns=None) -> dict[str, float]:
 
 
 def single_feature_auc_in_table(conn: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> dict[str, float]:
-    """``single_feature_auc`` of the rows of [first, last] of ``features.flight_features``, read one
-    column (with the label) at a time: memory holds two columns of the range, not the table."""
+    """``single_feature_auc`` of the rows of [first, last] of ``features.flight_features``, computed
+    in DuckDB: nothing of the range is read into Python.
+
+    The AUC is the Mann-Whitney statistic: the chance that a delayed flight has the higher
+    value, ties counting half. Per distinct value, the delayed flights at it times the on-time
+    flights below it (plus half those at it), summed and divided by delayed x on-time: what
+    ``roc_auc_score`` gives, without sorting millions of rows in Python.
+    """
     schema = conn.execute(f"SELECT * FROM {TABLE} LIMIT 0").pl().schema
     result = {}
     for column in (c for c, t in schema.items() if t.is_numeric() and c not in _NOT_FEATURES):
-        pair = conn.execute(
-            f"SELECT {ident(column)}, {LABEL} FROM {TABLE} WHERE flight_date BETWEEN $first AND $last",
+        x = f"CAST({ident(column)} AS DOUBLE)"
+        auc, values, delayed, on_time = conn.execute(
+            f"""
+            WITH per_value AS (
+                SELECT {x} AS x, count(*) FILTER (WHERE {LABEL}) AS p, count(*) FILTER (WHERE NOT {LABEL}) AS n
+                FROM {TABLE}
+                WHERE flight_date BETWEEN $first AND $last AND {LABEL} IS NOT NULL AND NOT isnan({x})
+                GROUP BY x
+            ), ranked AS (
+                SELECT p, n, coalesce(sum(n) OVER (ORDER BY x ROWS UNBOUNDED PRECEDING EXCLUDE CURRENT ROW), 0) AS below
+                FROM per_value
+            )
+            SELECT sum(p * below + p * n / 2) / (sum(p) * sum(n)), count(*), sum(p), sum(n) FROM ranked
+            """,
             {"first": first, "last": last},
-        ).pl()
-        result.update(single_feature_auc(pair, [column]))
+        ).fetchone()
+        usable = values and values >= 2 and delayed and on_time
+        result[column] = max(auc, 1 - auc) if usable else math.nan
     return _highest_first(result)
 
 

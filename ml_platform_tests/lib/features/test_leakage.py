@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import duckdb
 import polars as pl
+import pytest
 
 from ml_platform.lib.features import LEAK_AUC, NUMERIC_FEATURES, single_feature_auc
 from ml_platform.lib.features.leakage import single_feature_auc_in_table
@@ -45,13 +47,14 @@ def test_every_feature_alone_stays_below_the_leak_threshold_and_a_leak_is_caught
     assert leaky["arr_delay"] > LEAK_AUC and next(iter(leaky)) == "arr_delay"
 
 
-def test_the_table_read_one_column_at_a_time_gives_the_same_auc(year_features):
+def test_the_auc_computed_in_duckdb_equals_scikit_learns(year_features):
     frame = year_features.conn.execute(
         "SELECT * FROM features.flight_features WHERE flight_date BETWEEN '2013-07-01' AND '2013-07-31'"
     ).pl()
-    assert single_feature_auc_in_table(year_features.conn, dt.date(2013, 7, 1), dt.date(2013, 7, 31)) == (
-        single_feature_auc(frame)
-    )
+    in_duckdb = single_feature_auc_in_table(year_features.conn, dt.date(2013, 7, 1), dt.date(2013, 7, 31))
+    with_sklearn = single_feature_auc(frame)
+    assert list(in_duckdb) == list(with_sklearn)  # same columns, same order
+    assert in_duckdb == pytest.approx(with_sklearn, rel=1e-12, nan_ok=True)
 
 
 def test_every_month_stays_below_the_threshold(year_features):
@@ -79,3 +82,26 @@ def test_auc_ignores_unlabelled_rows_nulls_and_nan():
     assert auc["perfect"] == 1.0 and auc["reversed"] == 1.0  # max(auc, 1 - auc)
     assert math.isnan(auc["constant"]) and math.isnan(auc["empty"])
     assert list(auc)[:2] == ["perfect", "reversed"]  # highest first, NaN last
+
+
+def test_auc_in_duckdb_ignores_unlabelled_rows_nulls_and_nan():
+    frame = pl.DataFrame({
+        "flight_date": [dt.date(2013, 1, 1)] * 7 + [dt.date(2013, 1, 2)],  # the second day is outside the range
+        "is_delayed": [True, False, True, False, None, True, False, True],
+        "perfect": [9.0, 1.0, 8.0, 2.0, 100.0, None, float("nan"), 0.0],
+        "reversed": [1, 9, 2, 8, 5, 3, 7, 100],
+        "ties": [1, 1, 2, 1, 1, 1, 1, 1],  # labelled: delayed 1, 2, 1 against on-time 1, 1, 1
+        "constant": [1, 1, 1, 1, 1, 1, 1, 1],
+        "empty": pl.Series([None] * 8, dtype=pl.Float64),
+        "flight": [1, 2, 3, 4, 5, 6, 7, 8],
+    })  # fmt: skip
+    with duckdb.connect() as conn:
+        conn.execute("CREATE SCHEMA features")
+        conn.execute("CREATE TABLE features.flight_features AS SELECT * FROM frame")
+        auc = single_feature_auc_in_table(conn, dt.date(2013, 1, 1), dt.date(2013, 1, 1))
+    assert set(auc) == {"perfect", "reversed", "ties", "constant", "empty"}
+    assert auc["perfect"] == 1.0 and auc["reversed"] == 1.0
+    assert auc["ties"] == pytest.approx(2 / 3)  # (3 pairs won + 6 tied / 2) of 9
+    assert auc["ties"] == pytest.approx(single_feature_auc(frame.head(7), ["ties"])["ties"])
+    assert math.isnan(auc["constant"]) and math.isnan(auc["empty"])
+    assert list(auc)[:2] == ["perfect", "reversed"]
