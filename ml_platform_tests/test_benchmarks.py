@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 from benchmarks.checksum import compare, features_checksum
 from benchmarks.pandas_baseline import build_features
@@ -36,3 +37,35 @@ def test_the_report_compares_with_an_earlier_run():
     text = report.markdown(summary)
     assert "| x1 full year incl. training, (a) | 111.83 s | 111.83 s | 90.0 s |" in text
     assert "| features | 153.3 s | 153.3 s |" in text  # (a) at x10
+
+
+def test_the_platform_contender_counts_its_dagster_events_and_runs_its_data_stages_without_mlflow(tmp_path):
+    import psutil
+
+    from benchmarks import platform_run
+    from benchmarks.data import ensure_inputs
+    from benchmarks.measure import Stopwatch
+
+    inputs = ensure_inputs(tmp_path / "inputs", 1, progress=lambda _: None)
+    watch = Stopwatch("x1 (a) three days")
+    children = []
+    sample = watch.stage  # the MLflow server would be a child of this process while a stage runs
+
+    def stage(name, rows=None):
+        children.extend(p.name() for p in psutil.Process().children(recursive=True))
+        return sample(name, rows)
+
+    watch.stage = stage
+    environ = dict(os.environ)  # the contender sets the platform's settings in its (own) process
+    try:
+        _, facts = platform_run.run(inputs, tmp_path / "work", watch, train=False,
+                                    first=dt.date(2013, 1, 1), last=dt.date(2013, 1, 3))  # fmt: skip
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+    events = facts["dagster_events"]
+    assert list(events) == ["lake", "warehouse", "features"] and facts["failed_checks"] == []
+    # A planned and a materialization event per asset and day, on top of each run's own events:
+    # 2 lake assets, 5 warehouse tables (staging, quarantine, fact), 1 feature table, 3 days.
+    assert events["lake"] > 2 * 2 * 3 and events["warehouse"] > 2 * 5 * 3 and events["features"] > 2 * 3
+    assert not [name for name in children if "mlflow" in name or "uvicorn" in name]
