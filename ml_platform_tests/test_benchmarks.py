@@ -48,11 +48,12 @@ def test_the_platform_contender_counts_its_dagster_events_and_runs_its_data_stag
 
     inputs = ensure_inputs(tmp_path / "inputs", 1, progress=lambda _: None)
     watch = Stopwatch("x1 (a) three days")
-    children = []
-    sample = watch.stage  # the MLflow server would be a child of this process while a stage runs
+    before = {p.pid for p in psutil.Process().children(recursive=True)}  # other tests' servers
+    started = []
+    sample = watch.stage  # an MLflow server would be a new child of this process while a stage runs
 
     def stage(name, rows=None):
-        children.extend(p.name() for p in psutil.Process().children(recursive=True))
+        started.extend(p.name() for p in psutil.Process().children(recursive=True) if p.pid not in before)
         return sample(name, rows)
 
     watch.stage = stage
@@ -68,4 +69,4 @@ def test_the_platform_contender_counts_its_dagster_events_and_runs_its_data_stag
     # A planned and a materialization event per asset and day, on top of each run's own events:
     # 2 lake assets, 5 warehouse tables (staging, quarantine, fact), 1 feature table, 3 days.
     assert events["lake"] > 2 * 2 * 3 and events["warehouse"] > 2 * 5 * 3 and events["features"] > 2 * 3
-    assert not [name for name in children if "mlflow" in name or "uvicorn" in name]
+    assert not [name for name in started if "mlflow" in name or "uvicorn" in name]
