@@ -92,21 +92,18 @@ def parse_flights_csv(name: str, data: bytes) -> pl.DataFrame:
     if not rows:
         raise RejectedFile(name, "file has a header but no rows")
 
-    width = len(header)
-    columns: list[list[str | None]] = [[] for _ in header]
-    errors: list[str | None] = []
-    lines: list[int] = []
+    width, values, lines, errors = len(header), [], [], []
     for line, row in rows:
         if not row:  # a blank line
             continue
         ok = len(row) == width
-        for i in range(width):
-            value = row[i] if ok else None
-            columns[i].append(None if value in NULL_VALUES else value)
+        values.append(row if ok else (None,) * width)
         errors.append(None if ok else f"expected {width} fields, found {len(row)}: {','.join(row)[:200]}")
         lines.append(line)
-    frame = pl.DataFrame({h: pl.Series(h, col, dtype=pl.String) for h, col in zip(header, columns)})
+    columns = list(zip(*values)) if values else [()] * width  # transposed in C, not value by value
+    frame = pl.DataFrame(columns, schema={h: pl.String for h in header}, orient="col")
     return frame.with_columns(
+        *(pl.when(pl.col(h).is_in(NULL_VALUES)).then(None).otherwise(pl.col(h)).alias(h) for h in header),
         pl.lit(name).alias("_source_file"),
         pl.lit(sha256(data)).alias("_source_sha256"),
         pl.Series("_source_line", lines, dtype=pl.Int32),
