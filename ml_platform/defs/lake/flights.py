@@ -77,7 +77,6 @@ def raw_flights(
             "lake_location": lake_zone.uri(f"raw/flights/date={day}"),
         }
         frames.append(frame.head(0))
-        context.log.info("%s: %d flights from %d file(s)", day, frame.height, len(day_frames))
 
     if missing:
         problems = "; ".join(rejected) or f"no landing file in {landing_zone.url}"
@@ -86,6 +85,7 @@ def raw_flights(
             "Rejected files are in the landing zone's _rejected/ folder with an .error.txt.",
             metadata={"rejected_files": rejected, "days_without_data": missing},
         )
-    add_daily_metadata(context, per_day)
+    add_daily_metadata(context, per_day)  # each day's own counts and files; one log line for the run
+    context.log.info("%d day(s), %d flights", len(per_day), sum(m["dagster/row_count"] for m in per_day.values()))
     schema = pl.concat(frames, how="diagonal_relaxed")
     return dg.MaterializeResult(metadata={"dagster/column_schema": column_schema(schema), "rejected_files": rejected})
