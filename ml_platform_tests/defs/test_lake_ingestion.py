@@ -66,6 +66,10 @@ def test_a_range_run_gives_each_day_its_own_rows_and_files(settings, instance):
     assert {r.partition_key: r.asset_materialization.metadata["dagster/row_count"].value for r in weather} == {
         "2013-01-01": 67, "2013-01-02": 72, "2013-01-03": 72,
     }  # fmt: skip
+    # The columns once, on the newest day, which is the asset's latest materialization.
+    assert [day for day, m in sorted(by_day.items()) if "dagster/column_schema" in m] == ["2013-01-03"]
+    latest = instance.get_latest_materialization_event(dg.AssetKey("raw_flights")).asset_materialization
+    assert latest.partition == "2013-01-03" and "dagster/column_schema" in latest.metadata
 
 
 def test_the_blizzard_day_keeps_every_cancelled_flight(settings, instance):

@@ -111,7 +111,8 @@ def test_train_promote_score_measure_and_roll_back(settings, six_weeks, mlflow_s
     assert request.tags["ml_platform/retrain_reason"] == "14 new labelled days (2013-02-01..2013-02-14) since 2013-01-31"
 
     # Days after the cut-off are scored; days it trained on are not.
-    assert run_days(instance, "score_days", "2013-01-20", "2013-02-07").success
+    scoring = run_days(instance, "score_days", "2013-01-20", "2013-02-07")
+    assert scoring.success
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
         scored = dict(conn.execute(
             "SELECT flight_date, count(*) FROM ml.predictions GROUP BY ALL ORDER BY 1").fetchall())
@@ -123,6 +124,15 @@ def test_train_promote_score_measure_and_roll_back(settings, six_weeks, mlflow_s
     assert performance[0] == 14 and performance[1] > 0.5
     published = open_store(settings.lake_url).list("published/predictions")
     assert len(published) == 19  # one file per day of the run, empty days included
+    # Each day's partition says what happened to that day; the columns are on the newest day only.
+    meta = {r.partition_key: r.asset_materialization.metadata
+            for r in instance.fetch_materializations(PREDICTIONS, limit=100).records if r.run_id == scoring.run_id}
+    assert meta["2013-01-25"]["dagster/row_count"].value == flights[dt.date(2013, 1, 25)]
+    assert "left_as_it_was" in meta["2013-01-20"] and "dagster/row_count" not in meta["2013-01-20"]
+    assert [day for day, m in meta.items() if "dagster/column_schema" in m] == ["2013-02-07"]
+    measured = instance.get_latest_materialization_event(dg.AssetKey(["ml", "model_performance"]))
+    assert measured.asset_materialization.partition == "2013-02-07"
+    assert measured.asset_materialization.metadata["dagster/row_count"].value == 1  # one model version that day
 
     # A newer champion does not rescore the past.
     second = _train(instance, "2013-02-07")

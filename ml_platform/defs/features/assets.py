@@ -7,7 +7,7 @@ from dagster_duckdb import DuckDBResource
 
 from ml_platform.defs.automation import on_upstream_change
 from ml_platform.defs.checks import contract_result, contract_spec
-from ml_platform.defs.metadata import add_daily_metadata, column_schema
+from ml_platform.defs.metadata import add_daily_metadata, add_table_schema, column_schema
 from ml_platform.defs.partitions import daily_partitions, day_range
 from ml_platform.defs.resources import StoreResource, warehouse_connection
 from ml_platform.defs.warehouse.assets import FCT_FLIGHTS, POOL, STAGING_WEATHER
@@ -164,10 +164,9 @@ def flight_features(
                 "labelled_rows": int(labelled.get(day, 0)),
                 "published": store.uri(f"published/flight_features/date={day}"),
             } for day, n in result.days.items()})  # fmt: skip
-            columns = read_days(conn, ft.TABLE, "flight_date", first, last, limit=0)
+            add_table_schema(context, last, read_days(conn, ft.TABLE, "flight_date", first, last, limit=0))
             yield dg.MaterializeResult(
                 metadata={
-                    "dagster/column_schema": column_schema(columns),
                     "horizon_minutes": result.horizon_minutes,
                     "build_seconds": round(result.seconds, 2),
                 }

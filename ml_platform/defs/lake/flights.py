@@ -7,7 +7,7 @@ from collections import defaultdict
 import dagster as dg
 import polars as pl
 
-from ml_platform.defs.metadata import add_daily_metadata, column_schema
+from ml_platform.defs.metadata import add_daily_metadata, add_table_schema
 from ml_platform.defs.partitions import daily_partitions
 from ml_platform.defs.resources import StoreResource
 from ml_platform.lib import lake
@@ -87,5 +87,5 @@ def raw_flights(
         )
     add_daily_metadata(context, per_day)  # each day's own counts and files; one log line for the run
     context.log.info("%d day(s), %d flights", len(per_day), sum(m["dagster/row_count"] for m in per_day.values()))
-    schema = pl.concat(frames, how="diagonal_relaxed")
-    return dg.MaterializeResult(metadata={"dagster/column_schema": column_schema(schema), "rejected_files": rejected})
+    add_table_schema(context, max(per_day), pl.concat(frames, how="diagonal_relaxed"))
+    return dg.MaterializeResult(metadata={"rejected_files": rejected})

@@ -6,7 +6,7 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
-from ml_platform.defs.metadata import add_daily_metadata, column_schema
+from ml_platform.defs.metadata import add_daily_metadata, add_table_schema
 from ml_platform.defs.partitions import daily_partitions
 from ml_platform.defs.resources import StoreResource, WeatherApiResource
 from ml_platform.lib import lake
@@ -68,9 +68,9 @@ def raw_weather(
         frames.append(frame)
     add_daily_metadata(context, per_day)
     sample = pl.concat(frames)
+    add_table_schema(context, day, sample)
     return dg.MaterializeResult(
         metadata={
-            "dagster/column_schema": column_schema(sample),
             "origins": sorted(sample["origin"].unique().to_list()),
             "source_url": weather.base_url,
         }

@@ -13,7 +13,7 @@ from dagster_duckdb import DuckDBResource
 
 from ml_platform.defs.automation import on_upstream_change
 from ml_platform.defs.features.assets import FEATURES, TRAINING_SET
-from ml_platform.defs.metadata import column_schema, json_rows
+from ml_platform.defs.metadata import add_daily_metadata, add_table_schema, json_rows
 from ml_platform.defs.partitions import daily_partitions, day_range
 from ml_platform.defs.resources import StoreResource, warehouse_connection
 from ml_platform.defs.warehouse.assets import FCT_FLIGHTS, POOL
@@ -270,13 +270,18 @@ def flight_predictions(
         pr.write_predictions(conn, scored, todo, version)
         published = read_days(conn, pr.PREDICTIONS, "flight_date", first, last)
     lake.publish_days(store, "predictions", published, days_between(first, last), "flight_date")
+    per_day = dict(scored.group_by("flight_date").len().iter_rows())
+    add_daily_metadata(context, {
+        **{day: {"dagster/row_count": int(per_day.get(day, 0)), "scored_by_version": version} for day in todo},
+        **{day: {"left_as_it_was": why} for day, why in skipped.items()},
+    })  # fmt: skip
+    add_table_schema(context, last, scored)
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": scored.height,
-            "dagster/column_schema": column_schema(scored),
+            "scored_rows": scored.height,  # each day's own count is on its partition
             "model_version": version,
-            "scored_days": [str(d) for d in todo],
-            "left_as_they_were": dg.MetadataValue.json({str(d): why for d, why in skipped.items()}),
+            "scored_days": len(todo),
+            "days_left_as_they_were": len(skipped),
             "mean_probability": float(scored["probability"].mean()) if scored.height else None,
         }
     )
@@ -305,13 +310,12 @@ def model_performance(context: dg.AssetExecutionContext, warehouse: DuckDBResour
         frame = pr.compute_performance(conn, first, last)
         auc_7d = pr.realized_auc(conn, last)
     lake.publish_days(lake_store.store(), "model_performance", frame, days_between(first, last), "flight_date")
-    yield dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": frame.height,
-            "dagster/column_schema": column_schema(frame),
-            "per_day": dg.MetadataValue.json(json_rows(frame)),
-        }
-    )
+    add_daily_metadata(context, {
+        day: {"dagster/row_count": rows.height, "by_model_version": dg.MetadataValue.json(json_rows(rows))}
+        for (day,), rows in frame.group_by("flight_date")
+    })  # fmt: skip
+    add_table_schema(context, last, frame)
+    yield dg.MaterializeResult(metadata={"rows": frame.height})
     yield dg.AssetCheckResult(
         asset_key=PERFORMANCE,
         check_name="realized_auc_7d",

@@ -17,7 +17,7 @@ from ml_platform.defs.checks import (
     threshold_result,
     threshold_spec,
 )
-from ml_platform.defs.metadata import add_daily_metadata, column_schema, sample_rows
+from ml_platform.defs.metadata import add_daily_metadata, add_table_schema, column_schema, sample_rows
 from ml_platform.defs.partitions import daily_partitions, day_range
 from ml_platform.defs.resources import StoreResource, warehouse_connection
 from ml_platform.lib import contracts, warehouse as wh
@@ -120,12 +120,11 @@ def _add_daily_counts(
                            quarantine)  # fmt: skip
 
 
-def _load_metadata(result: wh.LoadResult, columns: pl.DataFrame) -> dict:
-    """The range's counts; ``columns``: the table's rows (any number of them) for its schema."""
+def _load_metadata(result: wh.LoadResult) -> dict:
+    """The range's counts."""
     total = result.total
     return {
         "dagster/row_count": total.loaded_rows + total.added_rows,
-        "dagster/column_schema": column_schema(columns),
         "input_rows": total.input_rows,
         "loaded_rows": total.loaded_rows,
         "quarantined_rows": total.quarantined_rows,
@@ -236,10 +235,8 @@ def staging_flights(
         cancelled = _share_per_day(conn, "staging.flights", "flight_date", "is_cancelled", first, last)
     context.log.info("staging.flights %s..%s: %s", first, last, result.total.to_dict())
     _add_daily_counts(context, result, STAGING_FLIGHTS, QUARANTINE_FLIGHTS)
-    yield dg.MaterializeResult(
-        asset_key=STAGING_FLIGHTS,
-        metadata={**_load_metadata(result, columns), "dagster/column_lineage": STAGING_FLIGHTS_LINEAGE},
-    )
+    add_table_schema(context, last, columns, STAGING_FLIGHTS, STAGING_FLIGHTS_LINEAGE)
+    yield dg.MaterializeResult(asset_key=STAGING_FLIGHTS, metadata=_load_metadata(result))
     yield dg.MaterializeResult(
         asset_key=QUARANTINE_FLIGHTS,
         metadata={
@@ -279,12 +276,8 @@ def fct_flights(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
         columns = read_days(conn, "core.fct_flights", "flight_date", first, last, limit=0)
         no_plane = _share_per_day(conn, "core.fct_flights", "flight_date", "NOT has_plane", first, last)
     _add_daily_counts(context, result, FCT_FLIGHTS)
-    yield dg.MaterializeResult(
-        metadata={
-            **_load_metadata(result, columns),
-            "dagster/column_lineage": FCT_FLIGHTS_LINEAGE,
-        }
-    )
+    add_table_schema(context, last, columns, lineage=FCT_FLIGHTS_LINEAGE)
+    yield dg.MaterializeResult(metadata=_load_metadata(result))
     yield contract
     yield _worst_day(FCT_FLIGHTS, "flights_without_plane", no_plane, NO_PLANE_SHARE_LIMIT,
                      share_per_day=dg.MetadataValue.json({str(d): round(s, 4) for d, s in no_plane.iter_rows()}))
@@ -329,9 +322,10 @@ def staging_weather(
         frame = read_days(conn, "staging.weather", "weather_date", first, last)
         quarantined = read_days(conn, "quarantine.weather", "weather_date", first, last)
     _add_daily_counts(context, result, STAGING_WEATHER, QUARANTINE_WEATHER)
+    add_table_schema(context, last, frame, STAGING_WEATHER)
     yield dg.MaterializeResult(
         asset_key=STAGING_WEATHER,
-        metadata={**_load_metadata(result, frame), "dagster/row_count": frame.height,
+        metadata={**_load_metadata(result), "dagster/row_count": frame.height,
                   "imputed_rows": result.total.added_rows},  # fmt: skip
     )
     yield dg.MaterializeResult(
