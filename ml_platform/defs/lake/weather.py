@@ -68,7 +68,7 @@ def raw_weather(
         frames.append(frame)
     add_daily_metadata(context, per_day)
     sample = pl.concat(frames)
-    add_table_schema(context, day, sample)
+    add_table_schema(context, max(per_day), sample)
     return dg.MaterializeResult(
         metadata={
             "origins": sorted(sample["origin"].unique().to_list()),
