@@ -171,9 +171,9 @@ class PlatformHome:
         result = job.execute_in_process(instance=self.instance, run_config=_quiet(run_config), raise_on_error=False)
         self._check("train_and_promote", result)
 
-    def events_written(self) -> int:
-        """Events this home's runs wrote to the Dagster instance (what the UI and automation read)."""
-        return sum(len(self.instance.all_logs(run_id)) for run_id in self.run_ids)
+    def events_written(self, run_ids: list[str]) -> int:
+        """Events these runs wrote to the Dagster instance (what the UI and automation read)."""
+        return sum(len(self.instance.all_logs(run_id)) for run_id in run_ids)
 
     def count(self, sql: str) -> int:
         with self.resources["warehouse"].get_connection() as conn:
@@ -188,9 +188,10 @@ def run(inputs: Inputs, work: Path, watch: Stopwatch, *, train: bool = True, duc
 
     @contextmanager
     def stage(name: str):
+        runs_before = len(platform.run_ids)
         with watch.stage(name, rows=rows):
             yield
-        events[name] = platform.events_written() - sum(events.values())  # counted outside the stage's time
+        events[name] = platform.events_written(platform.run_ids[runs_before:])  # counted outside the stage's time
 
     with PlatformHome(work / "home", inputs, duckdb_memory_limit, mlflow=train) as platform:
         platform.land(list(inputs.days))

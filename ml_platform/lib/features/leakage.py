@@ -27,6 +27,11 @@ LEAK_AUC = 0.9
 _NOT_FEATURES = {*KEY_COLUMNS, *KNOWN_AT_COLUMNS, *FLAG_COLUMNS, LABEL, "horizon_minutes", "flight"}
 
 
+def _measured_columns(schema: pl.Schema) -> list[str]:
+    """Every numeric column that is not a key, flag, known-at time or the label."""
+    return [c for c, t in schema.items() if t.is_numeric() and c not in _NOT_FEATURES]
+
+
 def point_in_time_violations(conn: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> dict[str, int]:
     """``{known_at column: rows of [first, last] where it is after predicted_at}``; all zero when honest."""
     counts = ", ".join(f"count(*) FILTER (WHERE {c} > predicted_at)" for c in KNOWN_AT_COLUMNS)
@@ -51,7 +56,7 @@ def single_feature_auc(frame: pl.DataFrame, columns=None) -> dict[str, float]:
     label, so a leaky column joined in by mistake is measured too.
     """
     if columns is None:
-        columns = [c for c, t in frame.schema.items() if t.is_numeric() and c not in _NOT_FEATURES]
+        columns = _measured_columns(frame.schema)
     labelled = frame.filter(pl.col(LABEL).is_not_null())
     result = {}
     for column in columns:
@@ -76,7 +81,7 @@ def single_feature_auc_in_table(conn: duckdb.DuckDBPyConnection, first: dt.date,
     """
     schema = conn.execute(f"SELECT * FROM {TABLE} LIMIT 0").pl().schema
     result = {}
-    for column in (c for c, t in schema.items() if t.is_numeric() and c not in _NOT_FEATURES):
+    for column in _measured_columns(schema):
         x = f"CAST({ident(column)} AS DOUBLE)"
         auc, values, delayed, on_time = conn.execute(
             f"""
