@@ -34,6 +34,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data=None):
         self._engines: OrderedDict[str, sa.Engine] = OrderedDict()
         self._engines_pid = os.getpid()
+        self._schema_seen: set[str] = set()
         super().__init__(base_dir, inst_data=inst_data)
 
     @classmethod
@@ -60,6 +61,19 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         while len(self._engines) > MAX_OPEN_FILES:
             self._engines.popitem(last=False)[1].dispose()
         return engine
+
+    # Dagster asks the file's schema before every asset event. Tables and columns only ever
+    # appear (migrations add them), so what was found once is not asked again.
+    def has_table(self, table_name: str) -> bool:
+        if table_name not in self._schema_seen and super().has_table(table_name):
+            self._schema_seen.add(table_name)
+        return table_name in self._schema_seen
+
+    def _has_asset_key_col_on_connection(self, conn, column_name: str) -> bool:
+        seen = f"asset_keys.{column_name}"
+        if seen not in self._schema_seen and super()._has_asset_key_col_on_connection(conn, column_name):
+            self._schema_seen.add(seen)
+        return seen in self._schema_seen
 
     def watch(self, run_id, cursor, callback) -> None:
         if not self._obs:
