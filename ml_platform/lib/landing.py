@@ -74,11 +74,6 @@ def parse_flights_csv(name: str, data: bytes) -> pl.DataFrame:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [h.strip() for h in next(reader)]
-        rows = []  # (first physical line of the row, its fields): quoted fields may span lines
-        start = reader.line_num + 1
-        for row in reader:
-            rows.append((start, row))
-            start = reader.line_num + 1
     except csv.Error as e:
         raise RejectedFile(name, f"not valid CSV ({e})", reader.line_num) from None
     if len(header) < 2:
@@ -89,23 +84,52 @@ def parse_flights_csv(name: str, data: bytes) -> pl.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise RejectedFile(name, f"required column(s) missing: {', '.join(missing)}", 1)
-    if not rows:
-        raise RejectedFile(name, "file has a header but no rows")
 
-    width, values, lines, errors = len(header), [], [], []
-    for line, row in rows:
-        if not row:  # a blank line
-            continue
-        ok = len(row) == width
-        values.append(row if ok else (None,) * width)
-        errors.append(None if ok else f"expected {width} fields, found {len(row)}: {','.join(row)[:200]}")
-        lines.append(line)
-    columns = list(zip(*values)) if values else [()] * width  # transposed in C, not value by value
-    frame = pl.DataFrame(columns, schema={h: pl.String for h in header}, orient="col")
+    frame = _read_plain(text, header)
+    if frame is None:
+        frame = _read_rows(name, reader, header)
+    if frame.is_empty():
+        raise RejectedFile(name, "file has a header but no rows")
     return frame.with_columns(
         *(pl.when(pl.col(h).is_in(NULL_VALUES)).then(None).otherwise(pl.col(h)).alias(h) for h in header),
         pl.lit(name).alias("_source_file"),
         pl.lit(sha256(data)).alias("_source_sha256"),
+    ).select(*header, "_source_file", "_source_sha256", "_source_line", "_parse_error")
+
+
+def _read_plain(text: str, header: list[str]) -> pl.DataFrame | None:
+    """The rows by polars' CSV reader, when the file is plain: no quotes, no carriage returns,
+    no blank line, every line as many fields as the header. Then a row's physical line is its
+    position, and the result is what the csv module reads, four times faster; else None."""
+    if '"' in text or "\r" in text or "\n\n" in text:
+        return None
+    lines = pl.Series([text.rstrip("\n")]).str.split("\n").explode()
+    if (lines.str.count_matches(",", literal=True) != len(header) - 1).any():
+        return None
+    frame = pl.read_csv(text.encode(), infer_schema=False, quote_char=None, new_columns=header)
+    return frame.with_columns(
+        pl.int_range(2, frame.height + 2, dtype=pl.Int32).alias("_source_line"),
+        pl.lit(None, dtype=pl.String).alias("_parse_error"),
+    )
+
+
+def _read_rows(name: str, reader, header: list[str]) -> pl.DataFrame:
+    """Any other CSV, by the csv module: quoted fields may span lines; a line with the wrong
+    number of fields is kept with ``_parse_error`` set."""
+    width, values, lines, errors = len(header), [], [], []
+    start = reader.line_num + 1
+    try:
+        for row in reader:
+            if row:  # not a blank line
+                ok = len(row) == width
+                values.append(row if ok else (None,) * width)
+                errors.append(None if ok else f"expected {width} fields, found {len(row)}: {','.join(row)[:200]}")
+                lines.append(start)
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise RejectedFile(name, f"not valid CSV ({e})", reader.line_num) from None
+    columns = list(zip(*values)) if values else [()] * width  # transposed in C, not value by value
+    return pl.DataFrame(columns, schema={h: pl.String for h in header}, orient="col").with_columns(
         pl.Series("_source_line", lines, dtype=pl.Int32),
         pl.Series("_parse_error", errors, dtype=pl.String),
     )

@@ -24,6 +24,7 @@ import json
 import polars as pl
 import pytest
 
+from ml_platform.lib import landing
 from ml_platform.lib.landing import (
     RejectedFile,
     contiguous_ranges,
@@ -159,6 +160,20 @@ def test_a_column_added_by_the_source_is_carried_through(jan1):
     assert frame.columns[: len(SOURCE_COLUMNS) + 1] == [*SOURCE_COLUMNS, "gate"]
     assert frame["gate"].to_list() == [f"G{n}" for n in range(2, 844)]
     assert frame.select(SOURCE_COLUMNS).equals(expected_frame(jan1))
+
+
+def test_plain_files_read_by_polars_equal_the_csv_modules_reading(monkeypatch):
+    """Plain files (no quotes, LF, no blank line, no ragged row) take polars' reader; every
+    other test here covers the csv module's path. Both give the same frame on real days."""
+    days = [dt.date(2013, 2, 1) + dt.timedelta(days=n) for n in range(28)]
+    files = {f"flights_{day}.csv": flights_csv_for_day(day) for day in days}
+    header = files["flights_2013-02-01.csv"].decode().split("\n", 1)[0].split(",")
+    assert landing._read_plain(files["flights_2013-02-01.csv"].decode(), header) is not None
+    by_polars = {name: parse_flights_csv(name, data) for name, data in files.items()}
+    monkeypatch.setattr(landing, "_read_plain", lambda text, header: None)
+    for name, data in files.items():
+        assert by_polars[name].equals(parse_flights_csv(name, data)), name
+    assert sum(f.height for f in by_polars.values()) == 24_951  # February 2013
 
 
 # --- parse_flights_csv: structural rejections ------------------------------------------------
