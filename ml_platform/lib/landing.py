@@ -90,27 +90,31 @@ def parse_flights_csv(name: str, data: bytes) -> pl.DataFrame:
         frame = _read_rows(name, reader, header)
     if frame.is_empty():
         raise RejectedFile(name, "file has a header but no rows")
-    return frame.with_columns(
-        *(pl.when(pl.col(h).is_in(NULL_VALUES)).then(None).otherwise(pl.col(h)).alias(h) for h in header),
-        pl.lit(name).alias("_source_file"),
-        pl.lit(sha256(data)).alias("_source_sha256"),
-    ).select(*header, "_source_file", "_source_sha256", "_source_line", "_parse_error")
+    lineage = [pl.Series("_source_file", [name]), pl.Series("_source_sha256", [sha256(data)])]
+    return frame.hstack([s.new_from_index(0, frame.height) for s in lineage]).select(
+        *header, "_source_file", "_source_sha256", "_source_line", "_parse_error"
+    )
 
 
 def _read_plain(text: str, header: list[str]) -> pl.DataFrame | None:
     """The rows by polars' CSV reader, when the file is plain: no quotes, no carriage returns,
     no blank line, every line as many fields as the header. Then a row's physical line is its
-    position, and the result is what the csv module reads, four times faster; else None."""
+    position, and the result is what the csv module reads, three times faster; else None."""
     if '"' in text or "\r" in text or "\n\n" in text:
         return None
-    lines = pl.Series([text.rstrip("\n")]).str.split("\n").explode()
-    if (lines.str.count_matches(",", literal=True) != len(header) - 1).any():
+    lines = text.count("\n") + (not text.endswith("\n"))
+    if text.count(",") != (len(header) - 1) * lines:  # fewer fields on one line, or more on another
         return None
-    frame = pl.read_csv(text.encode(), infer_schema=False, quote_char=None, new_columns=header)
-    return frame.with_columns(
-        pl.int_range(2, frame.height + 2, dtype=pl.Int32).alias("_source_line"),
-        pl.lit(None, dtype=pl.String).alias("_parse_error"),
-    )
+    try:  # polars refuses a line with more fields than the header: then none has fewer
+        frame = pl.read_csv(
+            text.encode(), infer_schema=False, quote_char=None, null_values=list(NULL_VALUES), new_columns=header
+        )
+    except pl.exceptions.ComputeError:
+        return None
+    return frame.hstack([
+        pl.int_range(2, frame.height + 2, dtype=pl.Int32, eager=True).alias("_source_line"),
+        pl.Series("_parse_error", [None], dtype=pl.String).new_from_index(0, frame.height),
+    ])  # fmt: skip
 
 
 def _read_rows(name: str, reader, header: list[str]) -> pl.DataFrame:
@@ -130,6 +134,7 @@ def _read_rows(name: str, reader, header: list[str]) -> pl.DataFrame:
         raise RejectedFile(name, f"not valid CSV ({e})", reader.line_num) from None
     columns = list(zip(*values)) if values else [()] * width  # transposed in C, not value by value
     return pl.DataFrame(columns, schema={h: pl.String for h in header}, orient="col").with_columns(
+        *(pl.when(pl.col(h).is_in(NULL_VALUES)).then(None).otherwise(pl.col(h)).alias(h) for h in header),
         pl.Series("_source_line", lines, dtype=pl.Int32),
         pl.Series("_parse_error", errors, dtype=pl.String),
     )

@@ -227,6 +227,15 @@ def test_a_ragged_row_is_kept_and_flagged_not_rejected(jan1):
     assert good.equals(expected_frame(jan1).filter(pl.int_range(pl.len()) != 8))
 
 
+def test_a_short_and_a_long_row_are_both_flagged(jan1):
+    data = edit_line(edit_line(jan1, 10, lambda x: drop_field(x, 11)), 11, lambda x: x + b",extra")  # commas add up
+    frame = parse_flights_csv(NAME, data)
+    bad = frame.filter(pl.col("_parse_error").is_not_null())
+    assert bad["_source_line"].to_list() == [10, 11]
+    assert [e.split(":")[0] for e in bad["_parse_error"]] == ["expected 19 fields, found 18", "expected 19 fields, found 20"]
+    assert frame.height == 842
+
+
 def test_source_line_after_a_quoted_field_spanning_two_lines(jan1):
     data = edit_line(jan1, 3, lambda x: x.replace(b",UA,", b',"U\nA",'))  # line 3 becomes lines 3-4
     frame = parse_flights_csv(NAME, data)
