@@ -99,7 +99,7 @@ def parse_flights_csv(name: str, data: bytes) -> pl.DataFrame:
 def _read_plain(text: str, header: list[str]) -> pl.DataFrame | None:
     """The rows by polars' CSV reader, when the file is plain: no quotes, no carriage returns,
     no blank line, every line as many fields as the header. Then a row's physical line is its
-    position, and the result is what the csv module reads, three times faster; else None."""
+    position, and the result is what the csv module reads, in less than half the time; else None."""
     if '"' in text or "\r" in text or "\n\n" in text:
         return None
     lines = text.count("\n") + (not text.endswith("\n"))
