@@ -62,7 +62,7 @@ def test_landed_days_become_predictions_and_a_retrained_model(tmp_path):
     started = time.monotonic()
     try:
         # The first week: one ingestion run, then warehouse, features, a first model, its predictions.
-        platform.wait_for(lambda: _settled(platform, FIRST_WEEK), "the first week to reach predictions", 420)
+        platform.wait_for(lambda: _settled(platform, FIRST_WEEK), "the first week to reach predictions", 900)
         assert [partition_range(r) for r in platform.runs("ingest_landing")] == [("2013-01-01", "2013-01-07")]
         first_model = mlflow_client.get_model_version_by_alias(MODEL_NAME, "champion")
         cutoff = dt.date.fromisoformat(first_model.tags["ml_platform.training_cutoff"])
@@ -70,16 +70,16 @@ def test_landed_days_become_predictions_and_a_retrained_model(tmp_path):
         assert requests.get(f"http://127.0.0.1:{platform.mlflow_port}/health", timeout=10).ok
         # Three more days arrive and flow on their own.
         _replay(platform, "2013-01-08", 3)
-        platform.wait_for(lambda: _settled(platform, 10), "01-08..01-10 to reach predictions", 300)
+        platform.wait_for(lambda: _settled(platform, 10), "01-08..01-10 to reach predictions", 600)
     finally:
         assert platform.stop() == 0  # a clean Ctrl-C
 
     _replay(platform, "2013-01-11", 4)  # delivered while the platform is down
     platform.start(replay_days=FIRST_WEEK)  # lands the first week again: same files, no new run
     try:
-        platform.wait_for(lambda: _settled(platform, 14), "the days landed while down to be predicted", 300)
+        platform.wait_for(lambda: _settled(platform, 14), "the days landed while down to be predicted", 600)
         # 01-08..01-14 are 7 days no model has seen: the policy retrains once the platform is idle.
-        platform.wait_for(lambda: _trained(platform, 2), "the retrain after 01-14", 300)
+        platform.wait_for(lambda: _trained(platform, 2), "the retrain after 01-14", 600)
         print(f"14 days landed to predicted and retrained, with a restart: {time.monotonic() - started:.0f} s")
         reasons = sorted(t["value"] for r in platform.runs("train_and_promote") for t in r["tags"]
                          if t["key"] == "ml_platform/retrain_reason")  # fmt: skip
