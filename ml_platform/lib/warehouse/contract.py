@@ -122,7 +122,7 @@ def rule_sql() -> str:
 
 
 def detail_sql() -> str:
-    """A sentence for a person, saying what exactly failed (``_rule`` / ``rule`` must exist)."""
+    """A sentence for a person, saying what exactly failed (``rule`` must exist; duplicates: ``duplicate_detail_sql``)."""
     return """CASE rule
         WHEN 'parse_error' THEN _parse_error
         WHEN 'missing_key' THEN _missing_key
@@ -133,5 +133,9 @@ def detail_sql() -> str:
         WHEN 'unknown_carrier' THEN 'carrier ' || carrier || ' is not in core.dim_carriers'
         WHEN 'unknown_origin' THEN 'origin ' || origin || ' is not a New York airport with a known time zone'
         WHEN 'unknown_dest' THEN 'dest ' || coalesce(dest, '(empty)') || ' has no known time zone in core.dim_airports'
-        WHEN 'duplicate_key' THEN 'same key as the kept row ' || _kept_file || ' line ' || _kept_line
     END"""
+
+
+def duplicate_detail_sql(kept_file: str, kept_line: str) -> str:
+    """The detail of a ``duplicate_key`` row, naming the row that was kept."""
+    return f"'same key as the kept row ' || {kept_file} || ' line ' || {kept_line}"
