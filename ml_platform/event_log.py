@@ -13,6 +13,7 @@ class at any time and keeps the history.
 """
 
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,9 @@ from watchdog.observers import Observer
 
 # A webserver reads many runs' files; each kept open holds a file descriptor.
 MAX_OPEN_FILES = 16
+# Dagster's switch for handing a step's per-partition events (and a run's planned ones) to the
+# storage as one batch (``store_event_batch``); every process using this storage reads it.
+os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
@@ -36,6 +40,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines: OrderedDict[str, sa.Engine] = OrderedDict()
         self._engines_pid = os.getpid()
         self._schema_seen: set[str] = set()
+        self._batch = threading.local()
         super().__init__(base_dir, inst_data=inst_data)
 
     @classmethod
@@ -44,13 +49,41 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[sa.Connection]:
+        batch = getattr(self._batch, "connections", None)
+        if batch is not None:  # inside store_event_batch: this thread holds the lock
+            if shard not in batch:
+                batch[shard] = self._open_connection(shard)
+                batch[shard].begin()
+            yield batch[shard]
+            return
+        with self._db_lock, self._open_connection(shard) as conn, conn.begin():
+            yield conn
+
+    def _open_connection(self, shard: str) -> sa.Connection:
+        engine = self._engine(shard)
+        if shard not in self._initialized_dbs:
+            self._initdb(engine)
+            self._initialized_dbs.add(shard)
+        return engine.connect()
+
+    def store_event_batch(self, events) -> None:
+        """A range run's planned or materialized days in one transaction per file, not one per event.
+
+        Dagster hands events over in batches when ``DAGSTER_EVENT_BATCH_SIZE`` is set (below).
+        Each event is stored exactly as ``store_event`` stores it; if anything fails, nothing of
+        the batch is kept and Dagster stores the events one by one.
+        """
         with self._db_lock:
-            engine = self._engine(shard)
-            if shard not in self._initialized_dbs:
-                self._initdb(engine)
-                self._initialized_dbs.add(shard)
-            with engine.connect() as conn, conn.begin():
-                yield conn
+            self._batch.connections = batch = {}
+            try:
+                for event in events:
+                    self.store_event(event)
+                for conn in batch.values():
+                    conn.commit()
+            finally:
+                self._batch.connections = None
+                for conn in batch.values():
+                    conn.close()  # rolls back what was not committed
 
     def _engine(self, shard: str) -> sa.Engine:
         if self._engines_pid != os.getpid():

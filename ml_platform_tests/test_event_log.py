@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster._core.storage.event_log import SqliteEventLogStorage
 
 from ml_platform.event_log import MAX_OPEN_FILES, PooledSqliteEventLogStorage
@@ -24,7 +25,11 @@ def _instance(home: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(prepare_dagster_home(Settings.from_env({"ML_PLATFORM_HOME": str(home)}))))
 
 
-def test_a_range_run_reads_back_through_dagsters_own_storage(tmp_path):
+def test_a_range_run_reads_back_through_dagsters_own_storage(tmp_path, monkeypatch):
+    batches = []
+    store_batch = PooledSqliteEventLogStorage.store_event_batch
+    monkeypatch.setattr(PooledSqliteEventLogStorage, "store_event_batch",
+                        lambda self, events: batches.append(len(events)) or store_batch(self, events))  # fmt: skip
     with _instance(tmp_path) as instance:
         storage = instance.event_log_storage
         assert isinstance(storage, PooledSqliteEventLogStorage)
@@ -46,6 +51,35 @@ def test_a_range_run_reads_back_through_dagsters_own_storage(tmp_path):
         planned = plain.get_records_for_run(result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
         assert len(planned.records) == 31
         plain.dispose()
+    assert batches == [31, 31], "the planned and the materialized days each came as one batch"
+
+
+def _entry(run_id: str, message: str) -> dg.EventLogEntry:
+    return dg.EventLogEntry(
+        error_info=None, level="INFO", user_message=message, run_id=run_id,
+        timestamp=1357016400.0, step_key=None, job_name="load", dagster_event=None,
+    )  # fmt: skip
+
+
+def test_a_batch_is_stored_whole_or_not_at_all(tmp_path, monkeypatch):
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    run_id = "5d3c1f0e-8a2b-4c6d-9e7f-0a1b2c3d4e5f"
+    days = [_entry(run_id, f"2013-01-0{n}") for n in range(1, 4)]
+    store_event = PooledSqliteEventLogStorage.store_event
+
+    def fail_on_the_third(self, event):
+        if event.user_message == "2013-01-03":
+            raise OSError("disk full")
+        store_event(self, event)
+
+    monkeypatch.setattr(PooledSqliteEventLogStorage, "store_event", fail_on_the_third)
+    with pytest.raises(OSError):
+        storage.store_event_batch(days)
+    assert storage.get_logs_for_run(run_id) == []  # Dagster then stores them one by one
+    monkeypatch.setattr(PooledSqliteEventLogStorage, "store_event", store_event)
+    storage.store_event_batch(days)
+    assert [e.user_message for e in storage.get_logs_for_run(run_id)] == ["2013-01-01", "2013-01-02", "2013-01-03"]
+    storage.dispose()
 
 
 def test_the_live_log_follows_events_committed_on_an_open_connection(tmp_path):
@@ -59,11 +93,7 @@ def test_the_live_log_follows_events_committed_on_an_open_connection(tmp_path):
 
     storage.get_logs_for_run(run_id)  # opens the run's file and keeps the connection
     storage.watch(run_id, None, callback)
-    entry = dg.EventLogEntry(
-        error_info=None, level="INFO", user_message="842 flights on 2013-01-01", run_id=run_id,
-        timestamp=1357016400.0, step_key=None, job_name="load", dagster_event=None,
-    )  # fmt: skip
-    storage.store_event(entry)
+    storage.store_event(_entry(run_id, "842 flights on 2013-01-01"))
     assert arrived.wait(10), "the watch never saw the event"
     assert seen == ["842 flights on 2013-01-01"]
     storage.dispose()
