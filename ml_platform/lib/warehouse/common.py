@@ -258,7 +258,7 @@ def read_days(
 # What a step holds in memory at once when it reads a range back (a year of the real data
 # is one part): at ten times the year, reading the whole range made a step hold 3.4 million
 # rows (about 4 GB with its checks).
-MAX_ROWS_PER_PART = 400_000
+MAX_ROWS_PER_PART = 200_000
 
 
 def rows_per_day(conn: duckdb.DuckDBPyConnection, table: str, date_column: str, first: dt.date, last: dt.date):
