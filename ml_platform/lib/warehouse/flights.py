@@ -162,10 +162,11 @@ def _classify(conn: duckdb.DuckDBPyConnection, raw_select: str, files: list[str]
 
 
 def _mark_duplicates(conn: duckdb.DuckDBPyConnection) -> None:
-    """Turn every valid row but one per key into ``duplicate_key``: the latest file by name, then the first line, stays.
+    """Turn every valid row but one per key into ``duplicate_key``; the row of the latest file by
+    name, then the first line, stays.
 
     Keys are grouped first and only the rows of repeated keys are ranked: ranking every row
-    (a window over the whole range) took 60 % of the load at 3.4 M flights.
+    (a window over the whole range) took 60 % of the load at 3.4 million flights.
     """
     key = "flight_date, carrier, flight, origin, sched_dep_time"
     conn.execute(
