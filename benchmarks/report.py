@@ -196,8 +196,8 @@ def _scale_table(scale: str, run: dict) -> list[str]:
     if events:
         per = ", ".join(f"{stage} {n:,}" for stage, n in events.items())
         lines.append(f"\n(a) wrote {sum(events.values()):,} events to the Dagster instance ({per}): a planned and a "
-                     "materialization event per asset and day, each its own SQLite transaction; their count does not "
-                     "grow with the scale.")
+                     "materialization event per asset and day, a step's days written in one transaction; their "
+                     "count does not grow with the scale.")
     lines += ["", "| contender | stage | seconds | rows/s | peak memory (process tree) |", "|---|---|---:|---:|---:|"]
     for which in ("a", "b", "c"):
         for s in (run.get(which) or {}).get("stages", []):
