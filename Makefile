@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test bench install clean
+.PHONY: run test test-fast lint bench install clean
 
 install: $(INSTALLED)
 
@@ -19,8 +19,18 @@ run: $(INSTALLED)
 	$(BIN)/ml-platform up
 
 # Two workers: the end-to-end test mostly waits on its servers while the rest runs beside it.
-test: $(INSTALLED)
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+# The lint and format check come first: they take a second and fail before a 12-minute run.
+test: $(INSTALLED) lint
+	@start=$$(date +%s); $(BIN)/python -m pytest -n 2 --dist loadfile; status=$$?; \
+	echo "make test: tests took $$(( $$(date +%s) - start )) s"; exit $$status
+
+# The unit tier: pure logic on the real reference files, no server (under a minute).
+test-fast: $(INSTALLED) lint
+	$(BIN)/python -m pytest -n 2 -m unit -q
+
+lint: $(INSTALLED)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
 
 # Scales 1 and 10 of the real year: the platform against a bare DuckDB script and pandas.
 bench: $(INSTALLED)

@@ -39,16 +39,27 @@ DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results"
 def _machine() -> dict:
     packages = ("dagster", "duckdb", "polars", "pandas", "scikit-learn", "mlflow")
     return {
-        "cpus": os.cpu_count(), "memory_gb": psutil.virtual_memory().total / 2**30,
-        "load_at_start": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "memory_gb": psutil.virtual_memory().total / 2**30,
+        "load_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
         "versions": {p: version(p) for p in packages},
-    }  # fmt: skip
+    }
 
 
 def _incremental(work: Path, inputs_root: Path, min_free_gb: float) -> dict:
     result = work / "incremental.json"
-    cmd = [sys.executable, "-m", "benchmarks.incremental", "--inputs", str(inputs_root), "--work",
-           str(work / "incremental"), "--result", str(result)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.incremental",
+        "--inputs",
+        str(inputs_root),
+        "--work",
+        str(work / "incremental"),
+        "--result",
+        str(result),
+    ]
     run = run_guarded(cmd, work / "incremental.log", min_free_gb)
     if run.problem or not result.exists():
         reason = run.problem or f"exited with code {run.returncode}"
@@ -72,23 +83,40 @@ def _latest_results(out: Path) -> Path | None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--scale", type=int, nargs="+", default=[1, 10], help="scale factors (default: 1 10)")
     parser.add_argument("--only", nargs="+", choices=sorted(NAMES), help="run only these contenders")
     parser.add_argument("--skip-sensor", action="store_true", help="no sensor latency under dagster dev")
     parser.add_argument("--skip-incremental", action="store_true", help="no incremental-day measurement")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default benchmarks/results)")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="generated data (default .ml_platform/bench)")
-    parser.add_argument("--train-up-to", type=int, default=1, metavar="SCALE",
-                        help="(a) trains and predicts at scales up to this one (default 1)")
-    parser.add_argument("--duckdb-memory-limit", default="1GB",
-                        help="DuckDB memory_limit for (a) and (b) (default 1GB; 'none' = DuckDB's 80%% of RAM)")
-    parser.add_argument("--min-free-gb", type=float, default=1.5,
-                        help="stop a contender if the machine's available memory falls below this (default 1.5)")
+    parser.add_argument(
+        "--train-up-to",
+        type=int,
+        default=1,
+        metavar="SCALE",
+        help="(a) trains and predicts at scales up to this one (default 1)",
+    )
+    parser.add_argument(
+        "--duckdb-memory-limit",
+        default="1GB",
+        help="DuckDB memory_limit for (a) and (b) (default 1GB; 'none' = DuckDB's 80%% of RAM)",
+    )
+    parser.add_argument(
+        "--min-free-gb",
+        type=float,
+        default=1.5,
+        help="stop a contender if the machine's available memory falls below this (default 1.5)",
+    )
     parser.add_argument("--keep-work", action="store_true", help="keep each contender's data home")
-    parser.add_argument("--before", type=Path, metavar="JSON",
-                        help="an earlier results file to compare with (default: the latest one in --out)")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="JSON",
+        help="an earlier results file to compare with (default: the latest one in --out)",
+    )
     args = parser.parse_args(argv)
     if any(s < 1 for s in args.scale):
         parser.error("--scale values must be at least 1")
@@ -107,12 +135,17 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True)
     inputs_root = (args.work / "inputs").resolve()
     summary = {
-        "date": dt.date.today().isoformat(), "started_at": dt.datetime.now().isoformat(timespec="seconds"),
+        "date": dt.date.today().isoformat(),
+        "started_at": dt.datetime.now().isoformat(timespec="seconds"),
         "machine": _machine(),
-        "options": {"scales": args.scale, "contenders": contenders, "duckdb_memory_limit": args.duckdb_memory_limit,
-                    "train_up_to": args.train_up_to},
+        "options": {
+            "scales": args.scale,
+            "contenders": contenders,
+            "duckdb_memory_limit": args.duckdb_memory_limit,
+            "train_up_to": args.train_up_to,
+        },
         "scales": {},
-    }  # fmt: skip
+    }
     progress(f"benchmark: scales {args.scale}, contenders {contenders}, work {work}")
     for scale in args.scale:
         ensure_inputs(inputs_root, scale, progress)
@@ -120,9 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         for which in contenders:
             folder = work / f"x{scale}-{which}"
             run[which] = spawn(
-                which, scale, inputs_root, folder, train=scale <= args.train_up_to,
-                duckdb_memory_limit=args.duckdb_memory_limit, min_available_gb=args.min_free_gb,
-            )  # fmt: skip
+                which,
+                scale,
+                inputs_root,
+                folder,
+                train=scale <= args.train_up_to,
+                duckdb_memory_limit=args.duckdb_memory_limit,
+                min_available_gb=args.min_free_gb,
+            )
             if not args.keep_work:
                 shutil.rmtree(folder, ignore_errors=True)
     skip = "the platform (a) is not among the contenders (--only)"

@@ -12,7 +12,7 @@ frame, a DuckDB result and a pandas frame of the same values hash alike:
 - timestamps become epoch microseconds in UTC (naive timestamps are taken as UTC);
 - dates become days since 1970-01-01; strings stay text.
 
-A column's kind comes from ``ml_platform.lib.features.columns.COLUMNS`` when the
+A column's kind comes from ``ml_platform.domain.features.COLUMNS`` when the
 name is known there (so a pandas ``datetime64`` ``flight_date`` still hashes as
 a date), otherwise from its dtype.
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 import polars as pl
 
-from ml_platform.lib.features.columns import COLUMNS, KEY_COLUMNS
+from ml_platform.domain.features import COLUMNS, KEY_COLUMNS
 
 NULL = r"\N"
 

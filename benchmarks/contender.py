@@ -29,7 +29,7 @@ import duckdb
 
 from benchmarks.data import FIRST_DAY, LAST_DAY, ensure_inputs
 from benchmarks.measure import Stopwatch, progress, run_guarded
-from ml_platform.lib.features.columns import KEY_COLUMNS
+from ml_platform.domain.features import KEY_COLUMNS
 
 NAMES = {"a": "platform", "b": "duckdb script", "c": "pandas"}
 DATA_STAGES = ("lake", "warehouse", "features")
@@ -41,9 +41,14 @@ def _pandas(inputs, work: Path, watch: Stopwatch):
 
     with watch.stage("lake..features", rows=inputs.flights):
         frame, seconds = build_features(
-            inputs.landing_dir, inputs.reference_dir, inputs.weather_csv, FIRST_DAY, LAST_DAY,
-            horizon_minutes=60, progress=lambda message: progress(f"{watch.label}: {message}"),
-        )  # fmt: skip
+            inputs.landing_dir,
+            inputs.reference_dir,
+            inputs.weather_csv,
+            FIRST_DAY,
+            LAST_DAY,
+            horizon_minutes=60,
+            progress=lambda message: progress(f"{watch.label}: {message}"),
+        )
     return frame, {"stage_seconds": {k: float(v) for k, v in seconds.items()}}
 
 
@@ -72,8 +77,9 @@ def table_checksum(warehouse: Path) -> dict:
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         columns = [row[0] for row in conn.execute("DESCRIBE features.flight_features").fetchall()]
         select = "SELECT {} FROM features.flight_features"
-        return checksum_by_columns(lambda cols: conn.execute(select.format(", ".join(f'"{c}"' for c in cols))).pl(),
-                                   columns)  # fmt: skip
+        return checksum_by_columns(
+            lambda cols: conn.execute(select.format(", ".join(f'"{c}"' for c in cols))).pl(), columns
+        )
 
 
 def run(which: str, scale: int, inputs_root: Path, work: Path, train: bool, duckdb_memory_limit: str | None) -> dict:
@@ -85,8 +91,10 @@ def run(which: str, scale: int, inputs_root: Path, work: Path, train: bool, duck
 
         warehouse, facts = platform_run.run(inputs, work, watch, train=train, duckdb_memory_limit=duckdb_memory_limit)
         if not train:
-            facts["skipped_stages"] = {"training": "not at this scale (--train-up-to)",
-                                       "predictions": "not at this scale (--train-up-to)"}  # fmt: skip
+            facts["skipped_stages"] = {
+                "training": "not at this scale (--train-up-to)",
+                "predictions": "not at this scale (--train-up-to)",
+            }
     elif which == "b":
         from benchmarks import duckdb_script
 
@@ -97,10 +105,15 @@ def run(which: str, scale: int, inputs_root: Path, work: Path, train: bool, duck
     if which == "c":  # the baseline times its own stages; the peak covers all of them
         (whole,) = measured["stages"]
         measured["stages"] = [
-            {"stage": name, "seconds": s, "rows": inputs.flights, "rows_per_second": inputs.flights / s if s else None,
-             "peak_rss_bytes": None}
+            {
+                "stage": name,
+                "seconds": s,
+                "rows": inputs.flights,
+                "rows_per_second": inputs.flights / s if s else None,
+                "peak_rss_bytes": None,
+            }
             for name, s in facts.pop("stage_seconds").items()
-        ]  # fmt: skip
+        ]
         measured["peak_rss_bytes"] = whole["peak_rss_bytes"]
         measured["wall_seconds"] = whole["seconds"]
     else:
@@ -111,19 +124,48 @@ def run(which: str, scale: int, inputs_root: Path, work: Path, train: bool, duck
         del frame
     else:
         checksum = table_checksum(warehouse)
-    progress(f"{watch.label}: {checksum['rows']:,} feature rows, checksum {checksum['sha256'][:12]} "
-             f"({time.perf_counter() - started:.1f}s)")  # fmt: skip
-    return {"contender": which, "name": NAMES[which], "scale": scale, "flights": inputs.flights,
-            **measured, **facts, "checksum": checksum}  # fmt: skip
+    progress(
+        f"{watch.label}: {checksum['rows']:,} feature rows, checksum {checksum['sha256'][:12]} "
+        f"({time.perf_counter() - started:.1f}s)"
+    )
+    return {
+        "contender": which,
+        "name": NAMES[which],
+        "scale": scale,
+        "flights": inputs.flights,
+        **measured,
+        **facts,
+        "checksum": checksum,
+    }
 
 
-def spawn(which: str, scale: int, inputs_root: Path, work: Path, *, train: bool, duckdb_memory_limit: str | None,
-          min_available_gb: float) -> dict:  # fmt: skip
+def spawn(
+    which: str,
+    scale: int,
+    inputs_root: Path,
+    work: Path,
+    *,
+    train: bool,
+    duckdb_memory_limit: str | None,
+    min_available_gb: float,
+) -> dict:
     """Run a contender in a subprocess (``run_guarded``) and return its result, or why there is none."""
     result_file = work.parent / f"{work.name}.json"
     result_file.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "benchmarks.contender", which, "--scale", str(scale),
-           "--inputs", str(inputs_root), "--work", str(work), "--result", str(result_file)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.contender",
+        which,
+        "--scale",
+        str(scale),
+        "--inputs",
+        str(inputs_root),
+        "--work",
+        str(work),
+        "--result",
+        str(result_file),
+    ]
     if not train:
         cmd.append("--no-train")
     if duckdb_memory_limit:
@@ -162,8 +204,12 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"x{args.scale} (c) pandas: skipped ({e})")
     except Exception as e:  # noqa: BLE001 - any failure becomes the result, and the run fails
         traceback.print_exc()
-        result = {"contender": args.which, "name": NAMES[args.which], "scale": args.scale,
-                  "error": f"{type(e).__name__}: {e}"}  # fmt: skip
+        result = {
+            "contender": args.which,
+            "name": NAMES[args.which],
+            "scale": args.scale,
+            "error": f"{type(e).__name__}: {e}",
+        }
     args.result.write_text(json.dumps(result, indent=2, default=str))
     return 1 if "error" in result else 0
 

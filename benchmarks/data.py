@@ -22,8 +22,8 @@ from pathlib import Path
 
 import polars as pl
 
-from ml_platform.lib.reference_data import REFERENCE_TABLES, data_dir, flight_days, flights_csv_for_day
-from ml_platform.lib.replay import landing_name
+from ml_platform.devdata.reference_data import REFERENCE_TABLES, data_dir, flight_days, flights_csv_for_day
+from ml_platform.devdata.replay import landing_name
 
 FLIGHT_SHIFT = 10_000  # above the largest 2013 flight number (8,500)
 FLIGHTS_PER_YEAR = 336_776

@@ -1,7 +1,7 @@
 """(b) The lower bound: the platform's lake, warehouse and feature work as one bare script.
 
 No Dagster, no checks, no metadata, no published copies: the platform's own pure
-functions (``ml_platform.lib``) over the scaled landing files, the reference CSVs and
+functions (``ml_platform.pipeline``) over the scaled landing files, the reference CSVs and
 the weather CSV, with one DuckDB connection. What is left is the work itself:
 parse and archive each landed file, write the lake's Parquet, load the warehouse in
 one range per table, and build the features in one statement.
@@ -16,12 +16,13 @@ import duckdb
 
 from benchmarks.data import FIRST_DAY, LAST_DAY, Inputs, read_reference_csv
 from benchmarks.measure import Stopwatch
-from ml_platform.lib import lake
-from ml_platform.lib.features import build_flight_features
-from ml_platform.lib.landing import landing_date, parse_flights_csv
-from ml_platform.lib.reference_data import REFERENCE_TABLES
-from ml_platform.lib.storage import open_store, sha256
-from ml_platform.lib.year import load_warehouse, read_weather_csv, write_weather_days
+from ml_platform.devdata.offline_year import load_warehouse, read_weather_csv, write_weather_days
+from ml_platform.devdata.reference_data import REFERENCE_TABLES
+from ml_platform.domain import lake_layout
+from ml_platform.io.store import open_store, sha256
+from ml_platform.pipeline import lake
+from ml_platform.pipeline.features import build_flight_features
+from ml_platform.pipeline.landing import landing_date, parse_flights_csv
 
 HORIZON_MINUTES = 60
 
@@ -41,11 +42,18 @@ def build_lake(inputs: Inputs, lake_dir: Path, first: dt.date, last: dt.date) ->
     write_weather_days(store, days, read_weather_csv(inputs.weather_csv, "file://" + str(inputs.weather_csv)))
     for name in REFERENCE_TABLES:
         frame = read_reference_csv(inputs.reference_dir / f"{name}.csv")
-        lake.write_table(store, lake.table_path(name), frame)
+        lake.write_table(store, lake_layout.table_path(name), frame)
 
 
-def run(inputs: Inputs, work: Path, watch: Stopwatch, *, duckdb_memory_limit: str | None = None,
-        first: dt.date = FIRST_DAY, last: dt.date = LAST_DAY):  # fmt: skip
+def run(
+    inputs: Inputs,
+    work: Path,
+    watch: Stopwatch,
+    *,
+    duckdb_memory_limit: str | None = None,
+    first: dt.date = FIRST_DAY,
+    last: dt.date = LAST_DAY,
+):
     """Lake, warehouse and features of [first, last]; returns the warehouse file."""
     lake_dir = work / "lake"
     with watch.stage("lake", rows=inputs.flights):

@@ -27,8 +27,12 @@ from ml_platform.defs.warehouse.assets import dim_airports, dim_carriers, dim_pl
 
 HISTORY_POINTS = (30, 180, 365)  # days of history before the new day (the last one capped by the year)
 SAMPLES = 5  # consecutive new days measured per point (the median is reported)
-STEPS = (("lake", "ingest_landing"), ("warehouse", "load_warehouse"), ("features", "build_features"),
-         ("predictions", "score_days"))  # fmt: skip
+STEPS = (
+    ("lake", "ingest_landing"),
+    ("warehouse", "load_warehouse"),
+    ("features", "build_features"),
+    ("predictions", "score_days"),
+)
 
 
 def run(inputs_root: Path, work: Path) -> dict:
@@ -72,12 +76,21 @@ def run(inputs_root: Path, work: Path) -> dict:
                 built += 1
                 detail = ", ".join(f"{k} {v:.1f}" for k, v in steps.items())
                 progress(f"incremental: {day} after {built - 1} days of history: {total:.1f}s ({detail})")
-            points.append({"history": history, "median_seconds": statistics.median(s["seconds"] for s in samples),
-                           "samples": samples})  # fmt: skip
+            points.append(
+                {
+                    "history": history,
+                    "median_seconds": statistics.median(s["seconds"] for s in samples),
+                    "samples": samples,
+                }
+            )
         predicted = platform.count("SELECT count(DISTINCT flight_date) FROM ml.predictions")
     first, last = points[0]["median_seconds"], points[-1]["median_seconds"]
-    return {"points": points, "ratio_last_first": last / first, "days_with_predictions": predicted,
-            "failed_checks": platform.failed_checks}  # fmt: skip
+    return {
+        "points": points,
+        "ratio_last_first": last / first,
+        "days_with_predictions": predicted,
+        "failed_checks": platform.failed_checks,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -168,8 +168,10 @@ def run_guarded(cmd: list[str], log: Path, min_available_gb: float) -> GuardedRu
     while proc.poll() is None:
         available = psutil.virtual_memory().available
         if available < min_available_gb * 2**30:
-            problem = (f"stopped: the machine had {gib(available)} available (floor {min_available_gb} GB) "
-                       f"with this process tree at {gib(sampler.sample())}")  # fmt: skip
+            problem = (
+                f"stopped: the machine had {gib(available)} available (floor {min_available_gb} GB) "
+                f"with this process tree at {gib(sampler.sample())}"
+            )
             _kill_tree(proc.pid)
             proc.wait()
             break

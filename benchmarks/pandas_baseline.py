@@ -21,7 +21,7 @@ only), the same rules as the platform, from the same files:
   the platform uses ``ASOF`` joins.
 
 It does not import DuckDB nor the platform's warehouse or features code: only the
-column names of ``ml_platform/lib/features/columns.py`` (loaded on its own, because
+column names of ``ml_platform/domain/features.py`` (loaded on its own, because
 its package imports DuckDB) and the airports seed CSV, which are data.
 Not carried over (the benchmark's files have none of them): CSV quoting (a line is
 split on commas), raw columns outside the contract (the platform keeps them as
@@ -46,17 +46,15 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.holiday import USFederalHolidayCalendar
 
-
-def _columns_module():
-    """``ml_platform/lib/features/columns.py`` alone: its package ``__init__`` would import DuckDB."""
-    lib = Path(importlib.util.find_spec("ml_platform.lib").submodule_search_locations[0])
-    spec = importlib.util.spec_from_file_location("_feature_columns", lib / "features" / "columns.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module, lib / "warehouse" / "airports_supplement.csv"
-
-
-_COLUMNS, SUPPLEMENT_CSV = _columns_module()
+# The feature table's column names and windows are the platform's (the one definition of the
+# table it must reproduce); how they are computed is written here independently.
+_COLUMNS = importlib.import_module("ml_platform.domain.features")
+SUPPLEMENT_CSV = (
+    Path(importlib.util.find_spec("ml_platform").submodule_search_locations[0])
+    / "pipeline"
+    / "warehouse"
+    / "airports_supplement.csv"
+)
 COLUMN_ORDER = _COLUMNS.COLUMN_ORDER
 HISTORY_GROUPS: dict[str, tuple[str, ...]] = _COLUMNS.HISTORY_GROUPS
 HISTORY_WINDOW_DAYS: tuple[int, ...] = _COLUMNS.HISTORY_WINDOW_DAYS
@@ -66,24 +64,54 @@ NEW_YORK = "America/New_York"
 NYC_ORIGINS = ("EWR", "JFK", "LGA")
 NAME = re.compile(r"^flights_(\d{4}-\d{2}-\d{2})(?:_[A-Za-z0-9-]+)?\.csv$")
 REQUIRED = (
-    "year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time",
-    "sched_arr_time", "arr_delay", "carrier", "flight", "tailnum", "origin", "dest",
-)  # fmt: skip
+    "year",
+    "month",
+    "day",
+    "dep_time",
+    "sched_dep_time",
+    "dep_delay",
+    "arr_time",
+    "sched_arr_time",
+    "arr_delay",
+    "carrier",
+    "flight",
+    "tailnum",
+    "origin",
+    "dest",
+)
 SOURCE = (*REQUIRED, "air_time", "distance", "hour", "minute", "time_hour")
 INTEGERS = (
-    "year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time",
-    "sched_arr_time", "arr_delay", "flight", "air_time", "distance", "hour", "minute",
-)  # fmt: skip
+    "year",
+    "month",
+    "day",
+    "dep_time",
+    "sched_dep_time",
+    "dep_delay",
+    "arr_time",
+    "sched_arr_time",
+    "arr_delay",
+    "flight",
+    "air_time",
+    "distance",
+    "hour",
+    "minute",
+)
 TEXTS = ("carrier", "tailnum", "origin", "dest")
 KEY = ["flight_date", "carrier", "flight", "origin", "sched_dep_time"]
 INT32 = (-(2**31), 2**31 - 1)
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 DELAY_THRESHOLD = 15
 WEATHER_BOUNDS = {
-    "temp": (-60, 130), "dewp": (-60, 130), "humid": (0, 100), "wind_dir": (0, 360),
-    "wind_speed": (0, 200), "wind_gust": (0, 250), "precip": (0, 10), "pressure": (900, 1100),
+    "temp": (-60, 130),
+    "dewp": (-60, 130),
+    "humid": (0, 100),
+    "wind_dir": (0, 360),
+    "wind_speed": (0, 200),
+    "wind_gust": (0, 250),
+    "precip": (0, 10),
+    "pressure": (900, 1100),
     "visib": (0, 10),
-}  # fmt: skip
+}
 MAX_GAP_HOURS, KNOWN_AFTER = 3, pd.Timedelta(minutes=51)
 FETCHED_AT = pd.Timestamp("2026-11-01 12:00", tz="UTC")  # what the platform's year builder stamps
 # Feature windows (sql.py): airport state over 2 h, schedule +-1 h, trends over 3 h,
@@ -93,11 +121,34 @@ AIRPORT_WINDOW, SCHEDULE_HALF, TREND, MAX_WEATHER_AGE = 2 * HOUR, HOUR, 3 * HOUR
 HISTORY_LOOKBACK_DAYS, WEATHER_LOOKBACK_DAYS = max(HISTORY_WINDOW_DAYS) + 4, 3
 DIMENSIONS = {  # reference table -> (key, {column: "int" | "float" | "str"})
     "airlines": ("carrier", {"carrier": "str", "name": "str"}),
-    "airports": ("faa", {"faa": "str", "name": "str", "lat": "float", "lon": "float", "alt": "int",
-                         "tz": "int", "dst": "str", "tzone": "str"}),
-    "planes": ("tailnum", {"tailnum": "str", "year": "int", "type": "str", "manufacturer": "str",
-                           "model": "str", "engines": "int", "seats": "int", "speed": "int", "engine": "str"}),
-}  # fmt: skip
+    "airports": (
+        "faa",
+        {
+            "faa": "str",
+            "name": "str",
+            "lat": "float",
+            "lon": "float",
+            "alt": "int",
+            "tz": "int",
+            "dst": "str",
+            "tzone": "str",
+        },
+    ),
+    "planes": (
+        "tailnum",
+        {
+            "tailnum": "str",
+            "year": "int",
+            "type": "str",
+            "manufacturer": "str",
+            "model": "str",
+            "engines": "int",
+            "seats": "int",
+            "speed": "int",
+            "engine": "str",
+        },
+    ),
+}
 
 
 # ---------------------------------------------------------------- helpers
@@ -170,10 +221,12 @@ def _landing_lines(path: Path) -> tuple[tuple[str, ...], pd.DataFrame]:
     missing = [c for c in REQUIRED if c not in header]
     if len(set(header)) != len(header) or missing:
         raise ValueError(f"{path.name}: bad header (repeated or missing columns {missing})")
-    body = pd.DataFrame({
-        "text": pd.Series(lines[1:], dtype="str").str.removesuffix("\r"),
-        "_source_line": np.arange(2, len(lines) + 1, dtype="int32"),
-    })  # fmt: skip
+    body = pd.DataFrame(
+        {
+            "text": pd.Series(lines[1:], dtype="str").str.removesuffix("\r"),
+            "_source_line": np.arange(2, len(lines) + 1, dtype="int32"),
+        }
+    )
     body = body[body["text"] != ""]
     if body.empty:
         raise ValueError(f"{path.name}: file has a header but no rows")
@@ -191,15 +244,26 @@ def parse_landing_lines(header: tuple[str, ...], body: pd.DataFrame) -> pd.DataF
     good = (found == width).to_numpy()
     values = pd.DataFrame(columns=list(header), index=body.index[good], dtype="str")
     if good.any():
-        values = pd.read_csv(io.StringIO("\n".join(body["text"][good])), header=None, names=list(header),
-                             dtype="str", keep_default_na=False, na_values=["", "NA"]).set_axis(values.index)
+        values = pd.read_csv(
+            io.StringIO("\n".join(body["text"][good])),
+            header=None,
+            names=list(header),
+            dtype="str",
+            keep_default_na=False,
+            na_values=["", "NA"],
+        ).set_axis(values.index)
     values = values.reindex(body.index)  # lines with the wrong number of fields: all missing
     error = "expected " + str(width) + " fields, found " + found.astype("str") + ": " + body["text"].str.slice(0, 200)
     return values.assign(**body.drop(columns="text"), _parse_error=error.where(~good))
 
 
 def build_lake(
-    landing_dir: Path, reference_dir: Path, weather_csv: Path, lake: Path, first: dt.date, last: dt.date,
+    landing_dir: Path,
+    reference_dir: Path,
+    weather_csv: Path,
+    lake: Path,
+    first: dt.date,
+    last: dt.date,
     progress: Callable[[str], object] = print,
 ) -> None:
     """Flights of [first, last], their days' weather and the reference tables as Parquet under ``lake``."""
@@ -216,12 +280,15 @@ def build_lake(
         by_header.setdefault(header, []).append(body.assign(date=match.group(1)))
     if not by_header:
         raise ValueError(f"no usable landing file for {first}..{last} in {landing_dir}")
-    flights = pd.concat([parse_landing_lines(h, pd.concat(b, ignore_index=True)) for h, b in by_header.items()],
-                        ignore_index=True)  # fmt: skip
+    flights = pd.concat(
+        [parse_landing_lines(h, pd.concat(b, ignore_index=True)) for h, b in by_header.items()], ignore_index=True
+    )
     _write_days(flights, lake / "raw/flights")
     weather = read_weather_csv(weather_csv)
-    _write_days(weather[weather["date"].isin(flights["date"].unique())].sort_values(["time_hour", "origin"]),
-                lake / "raw/weather")  # fmt: skip
+    _write_days(
+        weather[weather["date"].isin(flights["date"].unique())].sort_values(["time_hour", "origin"]),
+        lake / "raw/weather",
+    )
     for name in DIMENSIONS:
         table = pd.read_csv(reference_dir / f"{name}.csv", na_values=["", "NA"], keep_default_na=False)
         path = lake / f"raw/{name}/{name}.parquet"
@@ -231,8 +298,9 @@ def build_lake(
 
 def _write_days(frame: pd.DataFrame, folder: Path) -> None:
     """One Parquet file per day: ``folder/date=YYYY-MM-DD/part-0.parquet``."""
-    frame.to_parquet(folder, partition_cols=["date"], basename_template="part-{i}.parquet", index=False,
-                     compression="zstd")  # fmt: skip
+    frame.to_parquet(
+        folder, partition_cols=["date"], basename_template="part-{i}.parquet", index=False, compression="zstd"
+    )
 
 
 def _read_days(lake: Path, source: str, first: dt.date, last: dt.date) -> pd.DataFrame:
@@ -306,11 +374,19 @@ def _typed_flights(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.Serie
 
 def _out_of_range(t: pd.DataFrame) -> pd.Series:
     """Any value outside its range (a missing value is not out of range)."""
-    checks = [t["month"].between(1, 12), t["day"].between(1, 31), t["hour"].between(0, 24),
-              t["minute"].between(0, 59), t["dep_delay"].abs() <= 1440, t["arr_delay"].abs() <= 1440,
-              (t["distance"] > 0) & (t["distance"] < 6000), t["air_time"].between(0, 1000)]  # fmt: skip
-    checks += [t[c].between(0, 2400) & (t[c] % 100 < 60) for c in ("dep_time", "sched_dep_time", "arr_time",
-                                                                    "sched_arr_time")]  # fmt: skip
+    checks = [
+        t["month"].between(1, 12),
+        t["day"].between(1, 31),
+        t["hour"].between(0, 24),
+        t["minute"].between(0, 59),
+        t["dep_delay"].abs() <= 1440,
+        t["arr_delay"].abs() <= 1440,
+        (t["distance"] > 0) & (t["distance"] < 6000),
+        t["air_time"].between(0, 1000),
+    ]
+    checks += [
+        t[c].between(0, 2400) & (t[c] % 100 < 60) for c in ("dep_time", "sched_dep_time", "arr_time", "sched_arr_time")
+    ]
     return pd.concat([~check.fillna(True).astype(bool) for check in checks], axis=1).any(axis=1)
 
 
@@ -327,14 +403,17 @@ def load_staging_flights(raw: pd.DataFrame, dims: dict[str, pd.DataFrame]) -> tu
             "missing_key": missing_key,
             "bad_type": bad_type,
             "out_of_range": _out_of_range(t),
-            "date_mismatch": (t["year"].ne(t["flight_date"].dt.year) | t["month"].ne(t["flight_date"].dt.month)
-                              | t["day"].ne(t["flight_date"].dt.day)).fillna(True),
+            "date_mismatch": (
+                t["year"].ne(t["flight_date"].dt.year)
+                | t["month"].ne(t["flight_date"].dt.month)
+                | t["day"].ne(t["flight_date"].dt.day)
+            ).fillna(True),
             "unknown_carrier": ~t["carrier"].isin(dims["dim_carriers"]["carrier"]),
             "unknown_origin": ~t["origin"].isin(NYC_ORIGINS) | t["origin_tzone"].isna(),
             "unknown_dest": t["dest"].isna() | t["dest_tzone"].isna(),
         },
         raw.index,
-    )  # fmt: skip
+    )
     t = pd.concat([t, raw[["_source_file", "_source_sha256", "_source_line"]]], axis=1)
     # duplicate_key: among valid rows, keep the latest file by name, then its first line.
     order = t[rule.isna()].sort_values(["_source_file", "_source_line"], ascending=[False, True])
@@ -369,9 +448,12 @@ def load_fct_flights(staged: pd.DataFrame, dims: dict[str, pd.DataFrame]) -> pd.
         .merge(dims["dim_carriers"].rename(columns={"name": "carrier_name"}), on="carrier", how="left")
         .merge(airports.set_axis(["origin", "origin_name", "origin_tzone"], axis=1), on="origin", how="left")
         .merge(airports.set_axis(["dest", "dest_name", "dest_tzone"], axis=1), on="dest", how="left")
-        .merge(planes.rename(columns={"year": "plane_year", "type": "plane_type"}).assign(has_plane=True),
-               on="tailnum", how="left")
-    )  # fmt: skip
+        .merge(
+            planes.rename(columns={"year": "plane_year", "type": "plane_type"}).assign(has_plane=True),
+            on="tailnum",
+            how="left",
+        )
+    )
     if len(fct) != len(staged):
         raise RuntimeError("a repeated dimension key would duplicate flights")
     fct["has_tailnum"] = fct["tailnum"].notna()
@@ -403,8 +485,9 @@ def load_staging_weather(raw: pd.DataFrame, first: dt.date, last: dt.date) -> tu
     )
     w = raw.assign(origin=origin, _obs=_utc(obs.dt.tz_localize("UTC")), _row=np.arange(len(raw)))
     # duplicate_key: same origin and hour; the latest _fetched_at wins, then the first file and row.
-    order = w[rule.isna()].sort_values(["_fetched_at", "date", "_row"], ascending=[False, True, True],
-                                       na_position="last")  # fmt: skip
+    order = w[rule.isna()].sort_values(
+        ["_fetched_at", "date", "_row"], ascending=[False, True, True], na_position="last"
+    )
     rule[order.index[order.duplicated(["origin", "_obs"])]] = "duplicate_key"
     quarantine = raw[rule.notna()].assign(rule=rule[rule.notna()])
     w = w[rule.isna()]
@@ -430,20 +513,36 @@ def load_staging_weather(raw: pd.DataFrame, first: dt.date, last: dt.date) -> tu
     gaps = gaps.loc[gaps.index.repeat(gaps["_missing"].astype(int))]
     k = gaps.groupby(level=0).cumcount().to_numpy() + 1.0
     span = gaps["_missing"].to_numpy() + 1.0
-    imputed = pd.DataFrame({
-        "origin": gaps["origin"], "_obs": gaps["_obs"] + k * HOUR,
-        **{c: gaps[c] + (gaps[f"next_{c}"] - gaps[c]) * k / span for c in WEATHER_BOUNDS if c != "wind_dir"},
-        "wind_dir": gaps["wind_dir"].where(2 * k <= span, gaps["next_wind_dir"]),
-        "is_imputed": True, "has_impossible_value": False, "impossible_columns": None,
-        "known_at_utc": gaps["next__obs"] + KNOWN_AFTER,
-    })  # fmt: skip
+    imputed = pd.DataFrame(
+        {
+            "origin": gaps["origin"],
+            "_obs": gaps["_obs"] + k * HOUR,
+            **{c: gaps[c] + (gaps[f"next_{c}"] - gaps[c]) * k / span for c in WEATHER_BOUNDS if c != "wind_dir"},
+            "wind_dir": gaps["wind_dir"].where(2 * k <= span, gaps["next_wind_dir"]),
+            "is_imputed": True,
+            "has_impossible_value": False,
+            "impossible_columns": None,
+            "known_at_utc": gaps["next__obs"] + KNOWN_AFTER,
+        }
+    )
     rows = pd.concat([reported, imputed], ignore_index=True)
     rows["observed_at_utc"] = rows["_obs"]
     rows["observed_at_local"] = rows["_obs"].dt.tz_convert(NEW_YORK).dt.tz_localize(None)
     rows["weather_date"] = rows["observed_at_local"].dt.floor("D")
     rows = rows[rows["weather_date"].between(pd.Timestamp(first), pd.Timestamp(last))]
-    columns = ["weather_date", "origin", "observed_at_utc", "observed_at_local", "known_at_utc", *WEATHER_BOUNDS,
-               "is_imputed", "has_impossible_value", "impossible_columns", "_fetched_at", "_source_url"]  # fmt: skip
+    columns = [
+        "weather_date",
+        "origin",
+        "observed_at_utc",
+        "observed_at_local",
+        "known_at_utc",
+        *WEATHER_BOUNDS,
+        "is_imputed",
+        "has_impossible_value",
+        "impossible_columns",
+        "_fetched_at",
+        "_source_url",
+    ]
     return rows[columns].sort_values(["observed_at_utc", "origin"], ignore_index=True), quarantine
 
 
@@ -477,8 +576,9 @@ def _running_totals(events: pd.DataFrame, keys: list[str], at: str, sums: list[s
 def _asof(flights: pd.DataFrame, totals: pd.DataFrame, keys: list[str], at: str, strict: bool) -> pd.DataFrame:
     """For each flight, the latest running total of its group with ``t <= flights[at]`` (``<`` if strict)."""
     left = flights[["row_id", *keys, at]].dropna(subset=keys).sort_values(at)
-    joined = pd.merge_asof(left, totals.sort_values("t"), left_on=at, right_on="t", by=keys,
-                           allow_exact_matches=not strict)  # fmt: skip
+    joined = pd.merge_asof(
+        left, totals.sort_values("t"), left_on=at, right_on="t", by=keys, allow_exact_matches=not strict
+    )
     return joined.set_index("row_id").drop(columns=[*keys, at]).reindex(flights["row_id"]).set_axis(flights.index)
 
 
@@ -508,8 +608,11 @@ def _weather_reports(weather: pd.DataFrame) -> pd.DataFrame:
     for lag in (1, 2, 3):  # the rows observed 1, 2 and 3 hours before
         before = weather[["origin", "observed_at_utc", "known_at_utc", "temp", "pressure", "wind_speed", "precip"]]
         before = before.assign(observed_at_utc=before["observed_at_utc"] + lag * HOUR)
-        w = w.merge(before.rename(columns=lambda c: c if c in ("origin", "observed_at_utc") else f"{c}_{lag}"),
-                    on=["origin", "observed_at_utc"], how="left")  # fmt: skip
+        w = w.merge(
+            before.rename(columns=lambda c, lag=lag: c if c in ("origin", "observed_at_utc") else f"{c}_{lag}"),
+            on=["origin", "observed_at_utc"],
+            how="left",
+        )
     w = w.assign(
         temp_change_3h=w["temp"] - w["temp_3"],
         pressure_change_3h=w["pressure"] - w["pressure_3"],
@@ -538,9 +641,27 @@ def build_flight_features(
     f["airport_window_start"] = f["predicted_at"] - AIRPORT_WINDOW
     f["schedule_from"] = f["sched_dep_utc"] - SCHEDULE_HALF
     f["schedule_to"] = f["sched_dep_utc"] + SCHEDULE_HALF
-    out = f[["flight_date", "carrier", "flight", "origin", "sched_dep_time", "tailnum", "dest", "sched_dep_utc",
-             "predicted_at", "sched_dep_hour", "sched_dep_minute", "distance", "seats", "engines",
-             "is_delayed", "is_cancelled", "is_diverted"]].copy()  # fmt: skip
+    out = f[
+        [
+            "flight_date",
+            "carrier",
+            "flight",
+            "origin",
+            "sched_dep_time",
+            "tailnum",
+            "dest",
+            "sched_dep_utc",
+            "predicted_at",
+            "sched_dep_hour",
+            "sched_dep_minute",
+            "distance",
+            "seats",
+            "engines",
+            "is_delayed",
+            "is_cancelled",
+            "is_diverted",
+        ]
+    ].copy()
     out["horizon_minutes"] = horizon_minutes
     out["month"] = f["flight_date"].dt.month
     out["weekday"] = f["flight_date"].dt.dayofweek + 1
@@ -552,8 +673,7 @@ def build_flight_features(
     reports = _weather_reports(w).rename(columns={"known_at_utc": "t"})
     wx = _asof(f, reports, ["origin"], "predicted_at", strict=False)
     fresh = wx["t"] > f["predicted_at"] - MAX_WEATHER_AGE
-    for column in (*WEATHER_MEASURES, "temp_change_3h", "pressure_change_3h", "wind_speed_change_3h",
-                   "precip_sum_3h"):  # fmt: skip
+    for column in (*WEATHER_MEASURES, "temp_change_3h", "pressure_change_3h", "wind_speed_change_3h", "precip_sum_3h"):
         out[column] = wx[column].where(fresh)
     age = (f["predicted_at"] - wx["observed_at_utc"]) // pd.Timedelta(minutes=1)
     out["weather_age_minutes"] = age.where(fresh).astype("Int64")
@@ -634,10 +754,13 @@ def build_features(
         progress(f"lake: {seconds['lake']:.1f} s")
         warehouse = build_warehouse(lake, first, last)
         seconds["warehouse"], started = time.perf_counter() - started, time.perf_counter()
-        progress(f"warehouse: {len(warehouse['fct_flights'])} flights, {len(warehouse['quarantine_flights'])} "
-                 f"quarantined, {len(warehouse['staging_weather'])} weather hours in {seconds['warehouse']:.1f} s")
-        features = build_flight_features(warehouse["fct_flights"], warehouse["staging_weather"], first, last,
-                                         horizon_minutes)  # fmt: skip
+        progress(
+            f"warehouse: {len(warehouse['fct_flights'])} flights, {len(warehouse['quarantine_flights'])} "
+            f"quarantined, {len(warehouse['staging_weather'])} weather hours in {seconds['warehouse']:.1f} s"
+        )
+        features = build_flight_features(
+            warehouse["fct_flights"], warehouse["staging_weather"], first, last, horizon_minutes
+        )
         seconds["features"] = time.perf_counter() - started
         progress(f"features: {len(features)} rows in {seconds['features']:.1f} s")
     finally:

@@ -29,10 +29,10 @@ from benchmarks.measure import Stopwatch, progress
 from ml_platform.defs.lake.reference import raw_reference_tables
 from ml_platform.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from ml_platform.defs.warehouse.assets import dim_airports, dim_carriers, dim_planes
-from ml_platform.lib import ops_db
-from ml_platform.lib.reference_data import REFERENCE_TABLES
-from ml_platform.lib.weather_api import make_server
-from ml_platform.services import prepare_dagster_home
+from ml_platform.devdata.reference_data import REFERENCE_TABLES
+from ml_platform.devdata.weather_server import make_server
+from ml_platform.io import ops_db
+from ml_platform.ops.bootstrap import prepare_dagster_home
 from ml_platform.settings import Settings
 from ml_platform_tests.mlflow_server import start_mlflow_server
 
@@ -100,8 +100,15 @@ class PlatformHome:
             ML_PLATFORM_WEATHER_API_URL=f"http://127.0.0.1:{self.weather.server_address[1]}",
             ML_PLATFORM_DUCKDB_MEMORY_LIMIT=self.duckdb_memory_limit or "",
         )
-        for var in ("ML_PLATFORM_LANDING_URL", "ML_PLATFORM_LAKE_URL", "ML_PLATFORM_OPS_DB_URL",
-                    "ML_PLATFORM_WAREHOUSE_PATH", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "ML_PLATFORM_MLFLOW_UI_URL"):  # fmt: skip
+        for var in (
+            "ML_PLATFORM_LANDING_URL",
+            "ML_PLATFORM_LAKE_URL",
+            "ML_PLATFORM_OPS_DB_URL",
+            "ML_PLATFORM_WAREHOUSE_PATH",
+            "DAGSTER_HOME",
+            "MLFLOW_TRACKING_URI",
+            "ML_PLATFORM_MLFLOW_UI_URL",
+        ):
             os.environ.pop(var, None)
         if self.with_mlflow:
             self.mlflow_url, self.mlflow = start_mlflow_server(self.home / "mlflow")
@@ -156,14 +163,16 @@ class PlatformHome:
             kwargs = {"partition_key": first.isoformat()}
         else:
             kwargs = {"tags": {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}}
-        result = job.execute_in_process(instance=self.instance, run_config=_quiet(run_config), raise_on_error=False,
-                                        **kwargs)
+        result = job.execute_in_process(
+            instance=self.instance, run_config=_quiet(run_config), raise_on_error=False, **kwargs
+        )
         self._check(f"{name} {first}..{last or first}", result)
         return result
 
     def materialize(self, assets: list, what: str) -> None:
-        result = dg.materialize(assets, instance=self.instance, resources=self.resources, run_config=QUIET,
-                                raise_on_error=False)
+        result = dg.materialize(
+            assets, instance=self.instance, resources=self.resources, run_config=QUIET, raise_on_error=False
+        )
         self._check(what, result)
 
     def train(self, run_config: dict | None = None) -> None:
@@ -180,8 +189,16 @@ class PlatformHome:
             return conn.execute(sql).fetchone()[0]
 
 
-def run(inputs: Inputs, work: Path, watch: Stopwatch, *, train: bool = True, duckdb_memory_limit: str | None = None,
-        first: dt.date = FIRST_DAY, last: dt.date = LAST_DAY) -> tuple:  # fmt: skip
+def run(
+    inputs: Inputs,
+    work: Path,
+    watch: Stopwatch,
+    *,
+    train: bool = True,
+    duckdb_memory_limit: str | None = None,
+    first: dt.date = FIRST_DAY,
+    last: dt.date = LAST_DAY,
+) -> tuple:
     """Every stage over [first, last]; returns (the warehouse file, extra facts for the report)."""
     rows = inputs.flights
     events: dict[str, int] = {}

@@ -1,8 +1,8 @@
 """The benchmark's results: ratios, targets met or missed, and the JSON + markdown files.
 
-    summary = summarize(results)           # adds "ratios" per scale, "targets" and "failures"
-    summary["before"] = before(earlier)    # optional: an earlier results file to compare with
-    write(summary, out_dir)                # <out>/<date>.json and <out>/<date>.md, atomically
+summary = summarize(results)           # adds "ratios" per scale, "targets" and "failures"
+summary["before"] = before(earlier)    # optional: an earlier results file to compare with
+write(summary, out_dir)                # <out>/<date>.json and <out>/<date>.md, atomically
 """
 
 from __future__ import annotations
@@ -64,21 +64,38 @@ def checksum_problems(scale: int, run: dict) -> list[str]:
             differ = compare(x, y)
             if differ:
                 more = " ..." if len(differ) > 12 else ""
-                problems.append(f"x{scale}: ({left}) and ({right}) features differ: {x['rows']:,} vs {y['rows']:,} "
-                                f"rows; columns {', '.join(differ[:12])}{more}")  # fmt: skip
+                problems.append(
+                    f"x{scale}: ({left}) and ({right}) features differ: {x['rows']:,} vs {y['rows']:,} "
+                    f"rows; columns {', '.join(differ[:12])}{more}"
+                )
     return problems
 
 
-def _target(name: str, measured: float | None, limit: float, unit: str, *, below: bool = True,
-            note: str | None = None) -> dict:  # fmt: skip
+def _target(
+    name: str, measured: float | None, limit: float, unit: str, *, below: bool = True, note: str | None = None
+) -> dict:
     """One target: met or missed, and by how much (``distance`` > 0 is the margin, < 0 the shortfall)."""
     if measured is None:
-        return {"target": name, "measured": None, "limit": limit, "unit": unit, "met": None, "distance": None,
-                "note": note or "not measured in this run"}  # fmt: skip
+        return {
+            "target": name,
+            "measured": None,
+            "limit": limit,
+            "unit": unit,
+            "met": None,
+            "distance": None,
+            "note": note or "not measured in this run",
+        }
     met = measured <= limit if below else measured > limit
     distance = (limit - measured) if below else (measured - limit)
-    return {"target": name, "measured": measured, "limit": limit, "unit": unit, "met": met, "distance": distance,
-            "note": note}  # fmt: skip
+    return {
+        "target": name,
+        "measured": measured,
+        "limit": limit,
+        "unit": unit,
+        "met": met,
+        "distance": distance,
+        "note": note,
+    }
 
 
 def targets(summary: dict) -> list[dict]:
@@ -92,17 +109,38 @@ def targets(summary: dict) -> list[dict]:
     c_over_a = _ratio(data_seconds(c10), data_seconds(a10))
     return [
         _target("x10 data stages: (a) within 2x of (b)", ten.get("ratios", {}).get("a/b", {}).get("data"), 2.0, "x"),
-        _target("x10 data stages: (a) faster than (c) [(c)/(a) > 1]", c_over_a, 1.0, "x", below=False,
-                note=(c10 or {}).get("skipped") or (c10 or {}).get("error")),
-        _target("incremental day: 365/30 days of history", incremental.get("ratio_last_first"), 1.3, "x",
-                note=incremental.get("skipped") or incremental.get("error")),
-        _target("x10 peak memory of (a)", (a10 or {}).get("peak_rss_bytes") and a10["peak_rss_bytes"] / GB, 2.0, "GB",
-                note=summary["options"].get("duckdb_memory_limit") and
-                f"DuckDB memory_limit {summary['options']['duckdb_memory_limit']}"),
+        _target(
+            "x10 data stages: (a) faster than (c) [(c)/(a) > 1]",
+            c_over_a,
+            1.0,
+            "x",
+            below=False,
+            note=(c10 or {}).get("skipped") or (c10 or {}).get("error"),
+        ),
+        _target(
+            "incremental day: 365/30 days of history",
+            incremental.get("ratio_last_first"),
+            1.3,
+            "x",
+            note=incremental.get("skipped") or incremental.get("error"),
+        ),
+        _target(
+            "x10 peak memory of (a)",
+            (a10 or {}).get("peak_rss_bytes") and a10["peak_rss_bytes"] / GB,
+            2.0,
+            "GB",
+            note=summary["options"].get("duckdb_memory_limit")
+            and f"DuckDB memory_limit {summary['options']['duckdb_memory_limit']}",
+        ),
         _target("x1 full year incl. training, (a)", a1_total, 90.0, "s"),
-        _target(f"sensor latency (file landed -> {sensor.get('measured_to') or 'predictions'})",
-                sensor.get("latency_seconds"), 60.0, "s", note=sensor_note),
-    ]  # fmt: skip
+        _target(
+            f"sensor latency (file landed -> {sensor.get('measured_to') or 'predictions'})",
+            sensor.get("latency_seconds"),
+            60.0,
+            "s",
+            note=sensor_note,
+        ),
+    ]
 
 
 def summarize(summary: dict) -> dict:
@@ -130,15 +168,21 @@ def before(path: Path) -> dict:
         "started_at": earlier.get("started_at"),
         "targets": {t["target"]: t["measured"] for t in earlier.get("targets", [])},
         "a_stages": {scale: stage_seconds(run.get("a")) for scale, run in earlier.get("scales", {}).items()},
-        "a_peak_gb": {scale: (run.get("a") or {}).get("peak_rss_bytes", 0) / GB
-                      for scale, run in earlier.get("scales", {}).items()},
-    }  # fmt: skip
+        "a_peak_gb": {
+            scale: (run.get("a") or {}).get("peak_rss_bytes", 0) / GB
+            for scale, run in earlier.get("scales", {}).items()
+        },
+    }
 
 
 def _before_after(summary: dict) -> list[str]:
     was = summary["before"]
-    lines = [f"## Before and after (against `{was['file']}`, started {was['started_at']})", "",
-             "| target | before | now | limit |", "|---|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        f"## Before and after (against `{was['file']}`, started {was['started_at']})",
+        "",
+        "| target | before | now | limit |",
+        "|---|---:|---:|---:|",
+    ]
     for t in summary["targets"]:
         old = was["targets"].get(t["target"])
         cells = ["-" if x is None else f"{x:,.2f} {t['unit']}" for x in (old, t["measured"])]
@@ -168,9 +212,12 @@ def _x(x: float | None) -> str:
 
 def _scale_table(scale: str, run: dict) -> list[str]:
     stages = ("lake", "warehouse", "features", "training", "predictions")
-    lines = [f"### x{scale} ({int(scale) * 336_776:,} flights)", "",
-             "| contender | " + " | ".join(stages) + " | data (lake→features) | total | data rows/s | peak memory |",
-             "|---|" + "---:|" * (len(stages) + 4)]  # fmt: skip
+    lines = [
+        f"### x{scale} ({int(scale) * 336_776:,} flights)",
+        "",
+        "| contender | " + " | ".join(stages) + " | data (lake→features) | total | data rows/s | peak memory |",
+        "|---|" + "---:|" * (len(stages) + 4),
+    ]
     for which in ("a", "b", "c"):
         result = run.get(which)
         if not result:
@@ -185,8 +232,10 @@ def _scale_table(scale: str, run: dict) -> list[str]:
         data = data_seconds(result)
         rate = f"{result['flights'] / data:,.0f}" if data else "-"
         cells = [_s(seconds.get(s)) if s in seconds else "-" for s in stages]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_s(data)} | {_s(total_seconds(result))} | {rate} | "
-                     f"{gib(result.get('peak_rss_bytes'))} |")  # fmt: skip
+        lines.append(
+            f"| {name} | " + " | ".join(cells) + f" | {_s(data)} | {_s(total_seconds(result))} | {rate} | "
+            f"{gib(result.get('peak_rss_bytes'))} |"
+        )
     r = run.get("ratios", {})
     for pair in ("a/b", "c/b"):
         if r.get(pair, {}).get("data") is not None:
@@ -195,9 +244,11 @@ def _scale_table(scale: str, run: dict) -> list[str]:
     events = (run.get("a") or {}).get("dagster_events")
     if events:
         per = ", ".join(f"{stage} {n:,}" for stage, n in events.items())
-        lines.append(f"\n(a) wrote {sum(events.values()):,} events to the Dagster instance ({per}): a planned and a "
-                     "materialization event per asset and day, a step's days written in one transaction; their "
-                     "count does not grow with the scale.")
+        lines.append(
+            f"\n(a) wrote {sum(events.values()):,} events to the Dagster instance ({per}): a planned and a "
+            "materialization event per asset and day, a step's days written in one transaction; their "
+            "count does not grow with the scale."
+        )
     lines += ["", "| contender | stage | seconds | rows/s | peak memory (process tree) |", "|---|---|---:|---:|---:|"]
     for which in ("a", "b", "c"):
         for s in (run.get(which) or {}).get("stages", []):
@@ -206,8 +257,11 @@ def _scale_table(scale: str, run: dict) -> list[str]:
     if run.get("c", {}).get("peak_rss_bytes") and "stages" in run["c"]:
         peak = gib(run["c"]["peak_rss_bytes"])
         lines.append(f"\n(c) reports its own stage times; its peak memory {peak} covers all three.")
-    checks = [f"({w}) {run[w]['checksum']['rows']:,} rows, sha256 {run[w]['checksum']['sha256'][:12]}"
-              for w in ("a", "b", "c") if run.get(w, {}).get("checksum")]  # fmt: skip
+    checks = [
+        f"({w}) {run[w]['checksum']['rows']:,} rows, sha256 {run[w]['checksum']['sha256'][:12]}"
+        for w in ("a", "b", "c")
+        if run.get(w, {}).get("checksum")
+    ]
     if checks:
         lines.append("\nFeatures: " + "; ".join(checks) + ".")
     return lines + [""]
@@ -224,17 +278,28 @@ def status(t: dict) -> str:
 def markdown(summary: dict) -> str:
     m, o = summary["machine"], summary["options"]
     lines = [
-        f"# Benchmark {summary['date']}", "",
+        f"# Benchmark {summary['date']}",
+        "",
         f"{m['cpus']} cores, {m['memory_gb']:.1f} GB RAM, load average {m['load_at_start']} at start and "
         f"{m.get('load_at_end')} at end (the machine is shared: expect noise). Versions: "
-        + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
-        (f"Options: scales {o['scales']}, contenders {o['contenders']}, DuckDB memory_limit for (a) and (b): "
-         f"{o['duckdb_memory_limit'] or 'DuckDB default (80% of RAM)'}, (a) trains at scales <= {o['train_up_to']}. "
-         f"Wall time {summary['wall_seconds'] / 60:.1f} min."), "",
-        ("(a) the platform through Dagster (one in-process run per layer over the year), (b) the same work as one "
-         "bare DuckDB script, (c) the pandas baseline. rows/s = flights of the scale / seconds."), "",
-        "## Targets", "", "| target | measured | limit | status | note |", "|---|---:|---:|---|---|",
-    ]  # fmt: skip
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+        + ".",
+        (
+            f"Options: scales {o['scales']}, contenders {o['contenders']}, DuckDB memory_limit for (a) and (b): "
+            f"{o['duckdb_memory_limit'] or 'DuckDB default (80% of RAM)'}, (a) trains at scales <= {o['train_up_to']}. "
+            f"Wall time {summary['wall_seconds'] / 60:.1f} min."
+        ),
+        "",
+        (
+            "(a) the platform through Dagster (one in-process run per layer over the year), (b) the same work as one "
+            "bare DuckDB script, (c) the pandas baseline. rows/s = flights of the scale / seconds."
+        ),
+        "",
+        "## Targets",
+        "",
+        "| target | measured | limit | status | note |",
+        "|---|---:|---:|---|---|",
+    ]
     for t in summary["targets"]:
         measured = "-" if t["measured"] is None else f"{t['measured']:,.2f} {t['unit']}"
         lines.append(f"| {t['target']} | {measured} | {t['limit']} {t['unit']} | {status(t)} | {t['note'] or ''} |")
@@ -247,8 +312,10 @@ def markdown(summary: dict) -> str:
     if inc:
         lines += ["## Incremental day (x1, file to predictions, in process)", ""]
         if "points" in inc:
-            lines += ["| history | days measured | median | samples (lake + warehouse + features + predictions) |",
-                      "|---:|---|---:|---|"]  # fmt: skip
+            lines += [
+                "| history | days measured | median | samples (lake + warehouse + features + predictions) |",
+                "|---:|---|---:|---|",
+            ]
             for p in inc["points"]:
                 days = ", ".join(s["day"] for s in p["samples"])
                 samples = "; ".join(
@@ -257,9 +324,11 @@ def markdown(summary: dict) -> str:
                 )
                 lines.append(f"| {p['history']} days | {days} | {_s(p['median_seconds'])} | {samples} |")
             last = inc["points"][-1]["samples"]
-            lines.append(f"\n365/30 ratio of the medians: **{_x(inc['ratio_last_first'])}** (target <= 1.3x). The year "
-                         f"has 365 days: the last point lands {last[0]['day']}..{last[-1]['day']} after "
-                         f"{last[0]['history_days']}-{last[-1]['history_days']} days of history.")
+            lines.append(
+                f"\n365/30 ratio of the medians: **{_x(inc['ratio_last_first'])}** (target <= 1.3x). The year "
+                f"has 365 days: the last point lands {last[0]['day']}..{last[-1]['day']} after "
+                f"{last[0]['history_days']}-{last[-1]['history_days']} days of history."
+            )
         else:
             lines.append(inc.get("skipped") or inc.get("error", ""))
         lines.append("")
@@ -267,16 +336,23 @@ def markdown(summary: dict) -> str:
     if sensor:
         lines += ["## Sensor latency (`ml-platform up` / `dagster dev`)", ""]
         if "samples" in sensor:
-            lines.append(f"The first {sensor['history_days']} days landed and automated to predictions in "
-                         f"{sensor['settle_seconds']:.0f} s; then one day at a time, each once the platform was idle:")
-            lines += ["", "| day landed | raw flights | features | predictions | runs it caused |",
-                      "|---|---:|---:|---:|---|"]  # fmt: skip
+            lines.append(
+                f"The first {sensor['history_days']} days landed and automated to predictions in "
+                f"{sensor['settle_seconds']:.0f} s; then one day at a time, each once the platform was idle:"
+            )
+            lines += [
+                "",
+                "| day landed | raw flights | features | predictions | runs it caused |",
+                "|---|---:|---:|---:|---|",
+            ]
             for sample in sensor["samples"]:
                 after = sample["seconds_after_landing"]
                 cells = " | ".join(_s(after.get(k)) for k in ("raw_flights", "features", "predictions"))
                 lines.append(f"| {sample['day']} | {cells} | {', '.join(sample['runs']) or '-'} |")
-            lines.append(f"\nMedian file → {sensor['measured_to']}: **{_s(sensor['latency_seconds'])}**, "
-                         f"max {_s(sensor['max_latency_seconds'])} (target < 60 s).")
+            lines.append(
+                f"\nMedian file → {sensor['measured_to']}: **{_s(sensor['latency_seconds'])}**, "
+                f"max {_s(sensor['max_latency_seconds'])} (target < 60 s)."
+            )
             if sensor.get("note"):
                 lines.append(f"\nNote: {sensor['note']}.")
         else:

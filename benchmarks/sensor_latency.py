@@ -20,10 +20,10 @@ import warnings
 from pathlib import Path
 
 from benchmarks.measure import progress
-from ml_platform.lib import lake
-from ml_platform.lib.reference_data import flights_csv_for_day
-from ml_platform.lib.replay import landing_name
-from ml_platform.lib.storage import open_store
+from ml_platform.devdata.reference_data import flights_csv_for_day
+from ml_platform.devdata.replay import landing_name
+from ml_platform.domain import lake_layout
+from ml_platform.io.store import open_store
 from ml_platform.settings import Settings
 
 HISTORY_DAYS = 7  # what `make run` lands first
@@ -49,14 +49,14 @@ def _idle(platform) -> bool:
 
 def _settled(platform) -> bool:
     """The first days reached predictions and nothing is queued or running."""
-    return platform.materialized_partitions("ml", "predictions") >= HISTORY_DAYS and _idle(platform)
+    return platform.materialized_partitions("models", "predictions") >= HISTORY_DAYS and _idle(platform)
 
 
 def _outputs(lake_dir: Path, day: dt.date) -> dict[str, Path]:
     return {
-        "raw_flights": lake_dir / lake.partition_dir("flights", day) / lake.PART_FILE,
-        "features": lake_dir / lake.partition_dir("flight_features", day, "published") / lake.PART_FILE,
-        "predictions": lake_dir / lake.partition_dir("predictions", day, "published") / lake.PART_FILE,
+        "raw_flights": lake_dir / lake_layout.partition_file("flights", day),
+        "features": lake_dir / lake_layout.partition_file("flight_features", day, "published"),
+        "predictions": lake_dir / lake_layout.partition_file("predictions", day, "published"),
     }
 
 
@@ -108,8 +108,14 @@ def run(work: Path) -> dict:
         note = "ml/predictions has no automation condition yet (issue #6): latency measured to the published features"
     elif len(complete) < len(samples):
         note = f"{len(samples) - len(complete)} of {len(samples)} deliveries had no {wanted} within {LATENCY_TIMEOUT}s"
-    return {"history_days": HISTORY_DAYS, "settle_seconds": settle_seconds, "samples": samples,
-            "measured_to": wanted, "predictions_automated": automated,
-            "latency_seconds": statistics.median(complete) if len(complete) == len(samples) else None,
-            "max_latency_seconds": max(complete) if complete else None,
-            "note": note, "log": str(work / "up.log")}  # fmt: skip
+    return {
+        "history_days": HISTORY_DAYS,
+        "settle_seconds": settle_seconds,
+        "samples": samples,
+        "measured_to": wanted,
+        "predictions_automated": automated,
+        "latency_seconds": statistics.median(complete) if len(complete) == len(samples) else None,
+        "max_latency_seconds": max(complete) if complete else None,
+        "note": note,
+        "log": str(work / "up.log"),
+    }

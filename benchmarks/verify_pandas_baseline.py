@@ -29,9 +29,13 @@ KEY = ["flight_date", "carrier", "flight", "origin", "sched_dep_time"]
 
 def write_inputs(workdir: Path, first: dt.date, last: dt.date) -> tuple[Path, Path, Path]:
     """Landing files ``flights_YYYY-MM-DD.csv`` of the range, the reference CSVs, and weather.csv's path."""
-    from ml_platform.lib.reference_data import (
-        REFERENCE_TABLES, flight_days, flights_csv_for_day, read_reference_table, weather_csv_path,
-    )  # fmt: skip
+    from ml_platform.devdata.reference_data import (
+        REFERENCE_TABLES,
+        flight_days,
+        flights_csv_for_day,
+        read_reference_table,
+        weather_csv_path,
+    )
 
     landing, reference = workdir / f"landing_{first}_{last}", workdir / "reference"
     landing.mkdir(parents=True, exist_ok=True)
@@ -55,9 +59,9 @@ def reference_features(
         return pl.read_parquet(cache), json.loads(timings_file.read_text())
     import duckdb
 
-    from ml_platform.lib import year
-    from ml_platform.lib.features import TABLE, build_flight_features
-    from ml_platform.lib.storage import open_store
+    from ml_platform.devdata import offline_year as year
+    from ml_platform.io.store import open_store
+    from ml_platform.pipeline.features import TABLE, build_flight_features
 
     lake_dir = Path(tempfile.mkdtemp(dir=workdir, prefix="reference_lake_"))
     try:

@@ -7,4 +7,3 @@ import os
 # shared with one other busy process, spinning threads made a 2-thread fit slower than one
 # thread (31 s against 20 s); sleeping ones never were (17 s), and idle they gain 40 %.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-

@@ -9,10 +9,14 @@ from dagster_duckdb import DuckDBResource
 from ml_platform.defs import features, lake, models, warehouse
 from ml_platform.defs.automation import automation_sensor
 from ml_platform.defs.full_refresh import full_refresh_job
-from ml_platform.defs.features.assets import FeatureSettings
-from ml_platform.defs.models.assets import MLflowResource
-from ml_platform.defs.models.retraining import RetrainPolicyConfig
-from ml_platform.defs.resources import OpsDatabaseResource, StoreResource, WeatherApiResource
+from ml_platform.defs.resources import (
+    FeatureSettings,
+    MLflowResource,
+    OpsDatabaseResource,
+    RetrainPolicyConfig,
+    StoreResource,
+    WeatherApiResource,
+)
 from ml_platform.settings import Settings
 
 
@@ -27,11 +31,9 @@ def resources(settings: Settings) -> dict:
             connection_config={"memory_limit": settings.duckdb_memory_limit} if settings.duckdb_memory_limit else {},
         ),
         "mlflow_tracking": MLflowResource(
-            tracking_uri=settings.mlflow_tracking_uri, ui_url=settings.mlflow_ui_url
+            tracking_uri=settings.mlflow_tracking_uri, ui_url=settings.mlflow_ui_url, home=str(settings.home)
         ),
-        "feature_settings": FeatureSettings(
-            prediction_horizon_minutes=settings.prediction_horizon_minutes
-        ),
+        "feature_settings": FeatureSettings(prediction_horizon_minutes=settings.prediction_horizon_minutes),
         "retrain_policy": RetrainPolicyConfig(new_days=settings.retrain_new_days),
     }
 

@@ -22,9 +22,7 @@ import pytest
 
 from ml_platform.settings import Settings
 
-POSTGRES_URL = os.environ.get(
-    "ML_PLATFORM_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_URL = os.environ.get("ML_PLATFORM_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 
 def require_service(name: str, reason: str) -> None:
@@ -66,7 +64,7 @@ def stop_process(proc: subprocess.Popen) -> None:
 @pytest.fixture(scope="session")
 def weather_api_url():
     """The real weather API, served from a thread on a free loopback port."""
-    from ml_platform.lib.weather_api import make_server
+    from ml_platform.devdata.weather_server import make_server
 
     server = make_server("127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -142,7 +140,40 @@ def postgres_url():
     admin.dispose()
 
 
+# Fixtures that mean a real server or the real year: a test using one is not in the unit tier.
+_INTEGRATION_FIXTURES = {
+    "s3_endpoint",
+    "s3_env",
+    "postgres_url",
+    "mlflow_server",
+    "year_warehouse",
+    "year_features",
+    "redis_url",
+    "online",
+    "replayed",
+    "broker",
+    "sinks",
+}
+_INTEGRATION_FOLDERS = ("/defs/", "/e2e/", "/serving/", "/stream/", "/ops/")
+_INTEGRATION_FILES = ("test_model.py", "test_invariance.py", "test_benchmarks.py")  # models trained, weeks built
+_UNIT_EXCEPTIONS = ("test_catalog.py", "test_definitions_snapshot.py", "test_automation.py")
+
+
 def pytest_collection_modifyitems(items):
-    """The end-to-end tests first: under `make test`'s two workers the longest test starts at
+    """Tiers: ``unit`` (pure logic on real reference files, no server; ``make test-fast``, under a
+    minute), ``integration`` (real servers, Dagster runs, the real year), ``slow`` (end to end).
+    The end-to-end tests go first: under `make test`'s two workers the longest test starts at
     once, and the rest share the other worker."""
+    for item in items:
+        if item.get_closest_marker("slow"):
+            continue
+        path = f"/{item.nodeid}"
+        module = path.split("::")[0]
+        integration = (
+            (any(folder in path for folder in _INTEGRATION_FOLDERS) and not module.endswith(_UNIT_EXCEPTIONS))
+            or module.endswith(_INTEGRATION_FILES)
+            or bool(_INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())))
+            or any(f"[{server}" in item.nodeid for server in ("s3", "postgres"))  # parametrized stores
+        )
+        item.add_marker("integration" if integration else "unit")
     items.sort(key=lambda item: "/e2e/" not in item.nodeid)

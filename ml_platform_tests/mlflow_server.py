@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from ml_platform.lib.tracking import upgrade_backend
+from ml_platform.ops.mlflow_backend import upgrade_backend
 
 STARTUP_TIMEOUT_SECONDS = 90
 
@@ -73,9 +73,19 @@ def start_mlflow_server(folder: Path) -> tuple[str, subprocess.Popen]:
     url = f"http://127.0.0.1:{port}"
     log = open(folder / "server.log", "wb")  # noqa: SIM115 - closed with the process
     cmd = [
-        str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", "1", "--backend-store-uri", backend, "--artifacts-destination", artifacts,
-    ]  # fmt: skip
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        backend,
+        "--artifacts-destination",
+        artifacts,
+    ]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     env.pop("MLFLOW_TRACKING_URI", None)
     proc = subprocess.Popen(cmd, env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -11,7 +11,7 @@ import dagster as dg
 import pandera.polars as pa
 import polars as pl
 
-from ml_platform.lib.validation import check_contract, combine
+from ml_platform.domain.contracts import check_contract, combine
 
 CONTRACT = "contract"
 
@@ -36,7 +36,9 @@ def contract_result(
         check_name=CONTRACT,
         passed=verdict.passed,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=None if verdict.passed else f"{verdict.failing_rows:,} of {verdict.rows:,} rows break {model.__name__}",
+        description=None
+        if verdict.passed
+        else f"{verdict.failing_rows:,} of {verdict.rows:,} rows break {model.__name__}",
         metadata={
             "rows_checked": verdict.rows,
             "failing_rows": verdict.failing_rows,

@@ -2,14 +2,11 @@
 
 import dagster as dg
 
-from ml_platform.defs.features.assets import TRAINING_SET
-from ml_platform.defs.models.assets import PERFORMANCE, PREDICTIONS
+from ml_platform.defs.keys import PERFORMANCE, PREDICTIONS, TRAINING_SET
 
 full_refresh_job = dg.define_asset_job(
     "full_refresh",
-    selection=(
-        dg.AssetSelection.groups("lake", "warehouse", "features") - dg.AssetSelection.assets(TRAINING_SET)
-    )
+    selection=(dg.AssetSelection.groups("lake", "warehouse", "features") - dg.AssetSelection.assets(TRAINING_SET))
     | dg.AssetSelection.assets(PREDICTIONS, PERFORMANCE),
     executor_def=dg.in_process_executor,
     description="Rebuilds the lake, warehouse, features, predictions and performance of a range of "

@@ -1,6 +1,5 @@
 """Metadata every materialization carries, in the shapes the Dagster UI knows how to show."""
 
-
 import datetime as dt
 import json
 from collections.abc import Mapping
@@ -10,9 +9,7 @@ import polars as pl
 
 
 def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
-    )
+    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()])
 
 
 def table_metadata(frame: pl.DataFrame, row_count: int | None = None) -> dict:

@@ -4,13 +4,11 @@ import datetime as dt
 
 import dagster as dg
 
-TIMEZONE = "America/New_York"
+from ml_platform.domain.calendar import FIRST_DAY, NEW_YORK
 
 # end_offset=1 makes today a partition too, so a file landing for today is ingestible
 # (without it a sensor request for today's key would fail the tick).
-daily_partitions = dg.DailyPartitionsDefinition(
-    start_date="2013-01-01", timezone=TIMEZONE, end_offset=1
-)
+daily_partitions = dg.DailyPartitionsDefinition(start_date=FIRST_DAY.isoformat(), timezone=NEW_YORK, end_offset=1)
 
 # Run tags that make one run cover a range of partitions (not exported by dagster itself).
 RANGE_START_TAG = "dagster/asset_partition_range_start"

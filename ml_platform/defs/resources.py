@@ -1,24 +1,37 @@
-"""The platform's resources: where the lake and landing zone are and which services to call."""
+"""The platform's resources: the stores, the services it calls, and the knobs of its layers.
 
+Each resource owns its client: a run (or a sensor tick) opens one S3 client, one weather API
+session, one MLflow client, and uses it for every call. Values come from ``Settings`` when the
+code location loads (``definitions.py``), never from the environment at import time.
+"""
+
+import datetime as dt
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 from dagster_duckdb import DuckDBResource
+from pydantic import PrivateAttr
 
-from ml_platform.lib.lake_access import configure_lake_access
-from ml_platform.lib.storage import Store, is_s3, open_store
+from ml_platform.io.registry import ModelRegistry
+from ml_platform.io.store import Store, is_s3, open_store
+from ml_platform.io.warehouse import configure_lake_access
+from ml_platform.io.weather_client import WeatherClient
+from ml_platform.pipeline import retraining
+from ml_platform.pipeline.drift import DRIFT_ERROR, DRIFT_WARN
 
 
 class StoreResource(dg.ConfigurableResource):
-    """A local folder or an ``s3://bucket/prefix``; S3 clients come from dagster-aws."""
+    """A local folder or an ``s3://bucket/prefix``; the S3 client comes from dagster-aws (AWS_* variables)."""
 
     url: str
+    _store: Store | None = PrivateAttr(default=None)
 
     def store(self) -> Store:
-        # Region, endpoint and credentials come from the usual AWS_* variables.
-        return open_store(self.url, s3_client=S3Resource().get_client() if is_s3(self.url) else None)
+        if self._store is None:
+            self._store = open_store(self.url, s3_client=S3Resource().get_client() if is_s3(self.url) else None)
+        return self._store
 
 
 class OpsDatabaseResource(dg.ConfigurableResource):
@@ -33,6 +46,44 @@ class WeatherApiResource(dg.ConfigurableResource):
     base_url: str
     timeout_seconds: float = 10.0
     retries: int = 4
+    _client: WeatherClient | None = PrivateAttr(default=None)
+
+    def client(self) -> WeatherClient:
+        if self._client is None:
+            self._client = WeatherClient(self.base_url, timeout=self.timeout_seconds, retries=self.retries)
+        return self._client
+
+
+class MLflowResource(dg.ConfigurableResource):
+    """The MLflow registry of this data home (``home``), and the address people open in links."""
+
+    tracking_uri: str
+    ui_url: str
+    home: str = ""
+    _registry: ModelRegistry | None = PrivateAttr(default=None)
+
+    def registry(self) -> ModelRegistry:
+        if self._registry is None:
+            self._registry = ModelRegistry(self.tracking_uri, self.home or None)
+        return self._registry
+
+
+class FeatureSettings(dg.ConfigurableResource):
+    """How far ahead predictions are made, and the drift thresholds (docs/drift.md)."""
+
+    prediction_horizon_minutes: int
+    drift_warn: float = DRIFT_WARN
+    drift_error: float = DRIFT_ERROR
+
+
+class RetrainPolicyConfig(dg.ConfigurableResource):
+    """How many new labelled days trigger a retrain, and the wall-clock period of the weekly one."""
+
+    new_days: int = retraining.DEFAULT_NEW_DAYS
+    every_days: int = retraining.DEFAULT_EVERY_DAYS
+
+    def policy(self) -> retraining.RetrainPolicy:
+        return retraining.RetrainPolicy(self.new_days, dt.timedelta(days=self.every_days))
 
 
 @contextmanager

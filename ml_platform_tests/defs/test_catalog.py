@@ -1,5 +1,5 @@
-"""The catalog a person browses: every asset has a layer group, kinds, an owner, a description and
-a trigger; sensors start running by default."""
+"""The catalog a person browses: every asset has a layer group (its key's first part), kinds, an owner,
+a description and a trigger; sensors start running by default."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from ml_platform_tests.helpers import platform_defs
 
 LAYERS = {"sources", "lake", "warehouse", "features", "models"}
 # Started by a sensor's job rather than an automation condition (the README's automation table).
-SENSOR_STARTED = {"raw_flights", "raw_weather", "features/training_set"}
-OUTSIDE = {"landing_flights", "weather_api"}  # outside the platform: watched, not materialized
+SENSOR_STARTED = {"lake/raw_flights", "lake/raw_weather", "features/training_set"}
+OUTSIDE = {"sources/landing_flights", "sources/weather_api"}  # outside the platform: watched, not materialized
 
 
 def test_every_asset_is_catalogued_and_has_a_trigger():
@@ -18,6 +18,7 @@ def test_every_asset_is_catalogued_and_has_a_trigger():
     for key in graph.get_all_asset_keys():
         node, name = graph.get(key), key.to_user_string()
         assert node.group_name in LAYERS, name
+        assert key.path[0] == node.group_name, f"{name}: a key starts with its layer"
         assert node.kinds and node.owners and len(node.description or "") > 15, name
         if name not in SENSOR_STARTED | OUTSIDE:
             assert node.automation_condition is not None, name

@@ -10,13 +10,14 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from ml_platform.cli import replay, seed
+from ml_platform.defs import keys
 from ml_platform.defs.features.assets import flight_training_set
 from ml_platform.defs.lake.reference import raw_reference_tables
 from ml_platform.defs.warehouse.assets import dim_airports, dim_carriers, dim_planes
-from ml_platform.lib import lake
-from ml_platform.lib.storage import open_store
-from ml_platform.lib.warehouse import common
+from ml_platform.io.store import open_store
+from ml_platform.ops.bootstrap import replay, seed
+from ml_platform.pipeline import lake
+from ml_platform.pipeline.warehouse import common
 from ml_platform_tests.helpers import platform_defs, run_days
 
 FIRST, LAST = "2013-01-01", "2013-01-10"
@@ -32,8 +33,9 @@ def featured(settings, monkeypatch):
         replay(settings, dt.date(2013, 1, 1), 10)
         resources = platform_defs().resources
         assert run_days(instance, "ingest_landing", FIRST, LAST).success
-        assert dg.materialize([*raw_reference_tables, dim_carriers, dim_airports, dim_planes],
-                              instance=instance, resources=resources).success  # fmt: skip
+        assert dg.materialize(
+            [*raw_reference_tables, dim_carriers, dim_airports, dim_planes], instance=instance, resources=resources
+        ).success
         assert run_days(instance, "load_warehouse", FIRST, LAST).success
         assert run_days(instance, "build_features", FIRST, LAST).success
         yield instance
@@ -56,9 +58,13 @@ def test_features_pass_their_checks_and_are_published(settings, featured):
     published = lake.read_partition(store, "flight_features", dt.date(2013, 1, 1), zone="published")
     horizon = pl.col("sched_dep_utc") - pl.duration(minutes=60)
     assert published.select((pl.col("predicted_at") == horizon).all()).item()
-    jan1 = featured.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(["features", "flight_features"]), asset_partitions=[FIRST]), limit=1
-    ).records[0].asset_materialization.metadata
+    jan1 = (
+        featured.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=keys.FEATURES, asset_partitions=[FIRST]), limit=1
+        )
+        .records[0]
+        .asset_materialization.metadata
+    )
     assert jan1["dagster/row_count"].value == 842  # the day's own rows, not the range's
     assert jan1["published"].value.endswith("published/flight_features/date=2013-01-01")
 
@@ -83,7 +89,7 @@ def test_training_snapshot_is_named_by_its_content_and_drift_compares_with_it(se
 
 def test_a_corrected_day_retriggers_the_later_days_that_depend_on_it(settings, featured):
     defs = platform_defs()
-    features = dg.AssetKey(["features", "flight_features"])
+    features = keys.FEATURES
     cursor = dg.evaluate_automation_conditions(defs=defs, instance=featured).cursor
     assert run_days(featured, "load_warehouse", "2013-01-05").success  # a re-delivered day reloaded
     result = dg.evaluate_automation_conditions(defs=defs, instance=featured, cursor=cursor)

@@ -10,13 +10,13 @@ import os
 import dagster as dg
 import pytest
 
-from ml_platform.cli import replay
 from ml_platform.defs.lake.landing_sensor import landing_sensor
 from ml_platform.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from ml_platform.defs.resources import StoreResource
-from ml_platform.lib import lake
-from ml_platform.lib.reference_data import flights_csv_for_day
-from ml_platform.lib.storage import open_store
+from ml_platform.devdata.reference_data import flights_csv_for_day
+from ml_platform.io.store import open_store
+from ml_platform.ops.bootstrap import replay
+from ml_platform.pipeline import lake
 from ml_platform_tests.helpers import run_days
 
 JAN1 = dt.date(2013, 1, 1)
@@ -87,8 +87,7 @@ def test_gaps_split_ranges(settings, tick):
     replay(settings, dt.date(2013, 1, 5), 1)
     requests = tick()
     ranges = sorted(
-        (r.partition_key or r.tags[RANGE_START_TAG], r.partition_key or r.tags[RANGE_END_TAG])
-        for r in requests
+        (r.partition_key or r.tags[RANGE_START_TAG], r.partition_key or r.tags[RANGE_END_TAG]) for r in requests
     )
     assert ranges == [("2013-01-01", "2013-01-02"), ("2013-01-05", "2013-01-05")]
 

@@ -13,23 +13,24 @@ import pandera.polars as pa
 import polars as pl
 import pytest
 
-from ml_platform.cli import replay, seed
+from ml_platform.defs import keys
 from ml_platform.defs.lake.reference import raw_reference_tables
 from ml_platform.defs.models.retraining import RetrainPolicyConfig, retraining_sensor
 from ml_platform.defs.warehouse.assets import dim_airports, dim_carriers, dim_planes
-from ml_platform.lib import contracts
-from ml_platform.lib import features as ft
-from ml_platform.lib.storage import open_store
+from ml_platform.domain import contracts
+from ml_platform.io.store import open_store
+from ml_platform.ops.bootstrap import replay, seed
+from ml_platform.pipeline import features as ft
 from ml_platform_tests.conftest import free_port
 from ml_platform_tests.helpers import platform_defs, run_days
 from ml_platform_tests.mlflow_server import mlflow_server  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
-MODEL = dg.AssetKey(["models", "flight_delay_model"])
-CHAMPION = dg.AssetKey(["models", "champion"])
-FEATURES = dg.AssetKey(["features", "flight_features"])
-PREDICTIONS = dg.AssetKey(["ml", "predictions"])
+MODEL = keys.MODEL
+CHAMPION = keys.CHAMPION
+FEATURES = keys.FEATURES
+PREDICTIONS = keys.PREDICTIONS
 
 
 def _retraining(instance) -> dg.RunRequest | dg.SkipReason:
@@ -53,8 +54,7 @@ def _train(instance, last_day: str):
     result = job.execute_in_process(instance=instance, run_config=config, raise_on_error=False)
     assert result.success
     return {
-        key: instance.get_latest_materialization_event(key).asset_materialization.metadata
-        for key in (MODEL, CHAMPION)
+        key: instance.get_latest_materialization_event(key).asset_materialization.metadata for key in (MODEL, CHAMPION)
     }
 
 
@@ -67,8 +67,9 @@ def six_weeks(settings, monkeypatch, mlflow_server):  # noqa: F811
         replay(settings, dt.date(2013, 1, 1), 45)
         resources = platform_defs().resources
         assert run_days(instance, "ingest_landing", "2013-01-01", "2013-02-14").success
-        assert dg.materialize([*raw_reference_tables, dim_carriers, dim_airports, dim_planes],
-                              instance=instance, resources=resources).success  # fmt: skip
+        assert dg.materialize(
+            [*raw_reference_tables, dim_carriers, dim_airports, dim_planes], instance=instance, resources=resources
+        ).success
         assert run_days(instance, "load_warehouse", "2013-01-01", "2013-02-14").success
         assert run_days(instance, "build_features", "2013-01-01", "2013-02-14").success
         yield instance
@@ -78,7 +79,9 @@ def test_train_promote_score_measure_and_roll_back(settings, six_weeks, mlflow_s
     instance = six_weeks
     # The retraining sensor asks for a first model: enough labelled days and no model yet.
     request = _retraining(instance)
-    assert request.tags["ml_platform/retrain_reason"] == "45 new labelled days (2013-01-01..2013-02-14) and no model yet"
+    assert (
+        request.tags["ml_platform/retrain_reason"] == "45 new labelled days (2013-01-01..2013-02-14) and no model yet"
+    )
     cursor = _tick(instance).cursor  # the automation sensor's first tick
     assert run_days(instance, "build_features", "2013-02-08", "2013-02-14").success  # while no champion
     assert _tick(instance, cursor).get_requested_partitions(PREDICTIONS) == set()  # nothing to score with
@@ -105,32 +108,41 @@ def test_train_promote_score_measure_and_roll_back(settings, six_weeks, mlflow_s
     # The days that came while there was no champion are scored once there is one, then measured.
     result = _tick(instance, cursor)
     assert sorted(result.get_requested_partitions(PREDICTIONS)) == [f"2013-02-{d:02d}" for d in range(8, 15)]
-    assert result.get_requested_partitions(dg.AssetKey(["ml", "model_performance"])) == result.get_requested_partitions(PREDICTIONS)
+    assert result.get_requested_partitions(keys.PERFORMANCE) == result.get_requested_partitions(PREDICTIONS)
     # Days no training has seen yet: 02-01..02-14 after the training set's newest day, 01-31.
     request = _retraining(instance)
-    assert request.tags["ml_platform/retrain_reason"] == "14 new labelled days (2013-02-01..2013-02-14) since 2013-01-31"
+    assert (
+        request.tags["ml_platform/retrain_reason"] == "14 new labelled days (2013-02-01..2013-02-14) since 2013-01-31"
+    )
 
     # Days after the cut-off are scored; days it trained on are not.
     scoring = run_days(instance, "score_days", "2013-01-20", "2013-02-07")
     assert scoring.success
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
-        scored = dict(conn.execute(
-            "SELECT flight_date, count(*) FROM ml.predictions GROUP BY ALL ORDER BY 1").fetchall())
-        flights = dict(conn.execute(
-            "SELECT flight_date, count(*) FROM core.fct_flights WHERE flight_date BETWEEN '2013-01-25' "
-            "AND '2013-02-07' GROUP BY ALL").fetchall())
+        scored = dict(
+            conn.execute("SELECT flight_date, count(*) FROM ml.predictions GROUP BY ALL ORDER BY 1").fetchall()
+        )
+        flights = dict(
+            conn.execute(
+                "SELECT flight_date, count(*) FROM core.fct_flights WHERE flight_date BETWEEN '2013-01-25' "
+                "AND '2013-02-07' GROUP BY ALL"
+            ).fetchall()
+        )
         performance = conn.execute("SELECT count(*), min(roc_auc) FROM ml.model_performance").fetchone()
     assert min(scored) == dt.date(2013, 1, 25) and scored == flights  # every flight, once
     assert performance[0] == 14 and performance[1] > 0.5
     published = open_store(settings.lake_url).list("published/predictions")
     assert len(published) == 19  # one file per day of the run, empty days included
     # Each day's partition says what happened to that day; the columns are on the newest day only.
-    meta = {r.partition_key: r.asset_materialization.metadata
-            for r in instance.fetch_materializations(PREDICTIONS, limit=100).records if r.run_id == scoring.run_id}
+    meta = {
+        r.partition_key: r.asset_materialization.metadata
+        for r in instance.fetch_materializations(PREDICTIONS, limit=100).records
+        if r.run_id == scoring.run_id
+    }
     assert meta["2013-01-25"]["dagster/row_count"].value == flights[dt.date(2013, 1, 25)]
     assert "left_as_it_was" in meta["2013-01-20"] and "dagster/row_count" not in meta["2013-01-20"]
     assert [day for day, m in meta.items() if "dagster/column_schema" in m] == ["2013-02-07"]
-    measured = instance.get_latest_materialization_event(dg.AssetKey(["ml", "model_performance"]))
+    measured = instance.get_latest_materialization_event(keys.PERFORMANCE)
     assert measured.asset_materialization.partition == "2013-02-07"
     assert measured.asset_materialization.metadata["dagster/row_count"].value == 1  # one model version that day
 
@@ -139,26 +151,39 @@ def test_train_promote_score_measure_and_roll_back(settings, six_weeks, mlflow_s
     assert second[CHAMPION]["decision"].value in ("promoted", "refused")
     assert "challenger_roc_auc" in second[CHAMPION]
     # The same training data again: no new training set, no new model version.
-    again = platform_defs().resolve_job_def("train_and_promote").execute_in_process(
-        instance=instance, run_config={"ops": {"features__training_set": {"config": {"last_day": "2013-02-07"}}}}
+    again = (
+        platform_defs()
+        .resolve_job_def("train_and_promote")
+        .execute_in_process(
+            instance=instance, run_config={"ops": {"features__training_set": {"config": {"last_day": "2013-02-07"}}}}
+        )
     )
     assert again.success and again.get_asset_materialization_events() == []
-    assert instance.get_latest_materialization_event(MODEL).asset_materialization.metadata["version"] == second[MODEL]["version"]
+    assert (
+        instance.get_latest_materialization_event(MODEL).asset_materialization.metadata["version"]
+        == second[MODEL]["version"]
+    )
     request = _retraining(instance)  # only the days after 02-07 count, not the refused or promoted past
     assert request.tags["ml_platform/retrain_reason"] == "7 new labelled days (2013-02-08..2013-02-14) since 2013-02-07"
     assert run_days(instance, "score_days", "2013-02-01", "2013-02-14").success
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
-        versions = dict(conn.execute(
-            "SELECT flight_date, min(model_version) FROM ml.predictions GROUP BY ALL").fetchall())
+        versions = dict(
+            conn.execute("SELECT flight_date, min(model_version) FROM ml.predictions GROUP BY ALL").fetchall()
+        )
         duplicates = conn.execute(
             "SELECT count(*) FROM (SELECT flight_date, carrier, flight, origin, sched_dep_time FROM "
-            "ml.predictions GROUP BY ALL HAVING count(*) > 1)").fetchone()[0]
+            "ml.predictions GROUP BY ALL HAVING count(*) > 1)"
+        ).fetchone()[0]
     assert versions[dt.date(2013, 2, 1)] == version  # kept as it was
     assert dt.date(2013, 2, 10) in versions and duplicates == 0
 
     # Roll back to the first version, with the same audit record.
-    rollback = platform_defs().resolve_job_def("rollback_champion").execute_in_process(
-        instance=instance, run_config={"ops": {"models__champion": {"config": {"rollback_to": version}}}}
+    rollback = (
+        platform_defs()
+        .resolve_job_def("rollback_champion")
+        .execute_in_process(
+            instance=instance, run_config={"ops": {"models__champion": {"config": {"rollback_to": version}}}}
+        )
     )
     assert rollback.success
     audit = instance.get_latest_materialization_event(CHAMPION).asset_materialization.metadata

@@ -8,10 +8,12 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from ml_platform.cli import seed
+from ml_platform.defs import keys
 from ml_platform.defs.lake.reference import raw_reference_tables
-from ml_platform.lib import lake, ops_db
-from ml_platform.lib.storage import open_store
+from ml_platform.domain import lake_layout
+from ml_platform.io import ops_db
+from ml_platform.io.store import open_store
+from ml_platform.ops.bootstrap import seed
 from ml_platform.settings import Settings
 from ml_platform_tests.helpers import platform_defs
 
@@ -25,8 +27,8 @@ def _observe(instance: dg.DagsterInstance) -> None:
 
 def _requested(defs: dg.Definitions, instance: dg.DagsterInstance, cursor):
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
-    keys = [dg.AssetKey(f"raw_{t}") for t in ("airlines", "airports", "planes")]
-    return {k.to_user_string() for k in keys if result.get_num_requested(k)}, result.cursor
+    raw = [keys.RAW_TABLES[t] for t in ("airlines", "airports", "planes")]
+    return {k.to_user_string() for k in raw if result.get_num_requested(k)}, result.cursor
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -53,9 +55,9 @@ def test_only_changed_content_moves_the_lake_copy(ops_settings):
         assert requested == set()  # nothing observed yet
         _observe(instance)
         requested, cursor = _requested(defs, instance, cursor)
-        assert requested == {"raw_airlines", "raw_airports", "raw_planes"}  # first sight of each
+        assert requested == {"lake/raw_airlines", "lake/raw_airports", "lake/raw_planes"}  # first sight of each
         dg.materialize(raw_reference_tables, instance=instance, resources=defs.resources)
-        lake_planes = pl.read_parquet(open_store(ops_settings.lake_url).uri(lake.table_path("planes")))
+        lake_planes = pl.read_parquet(open_store(ops_settings.lake_url).uri(lake_layout.table_path("planes")))
         assert lake_planes.height == 3322
 
         _observe(instance)  # nothing changed in the database
@@ -68,5 +70,5 @@ def test_only_changed_content_moves_the_lake_copy(ops_settings):
         eng.dispose()
         _observe(instance)
         requested, cursor = _requested(defs, instance, cursor)
-        assert requested == {"raw_planes"}  # only the table that changed
+        assert requested == {"lake/raw_planes"}  # only the table that changed
         assert _requested(defs, instance, cursor)[0] == set()  # and only once

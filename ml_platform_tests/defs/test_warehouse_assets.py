@@ -9,12 +9,13 @@ import dagster as dg
 import duckdb
 import pytest
 
-from ml_platform.cli import replay, seed
+from ml_platform.defs import keys
 from ml_platform.defs.lake.reference import raw_reference_tables
 from ml_platform.defs.warehouse.assets import dim_airports, dim_carriers, dim_planes
-from ml_platform.lib.reference_data import flights_csv_for_day
-from ml_platform.lib.storage import open_store
-from ml_platform.lib.warehouse import common
+from ml_platform.devdata.reference_data import flights_csv_for_day
+from ml_platform.io.store import open_store
+from ml_platform.ops.bootstrap import replay, seed
+from ml_platform.pipeline.warehouse import common
 from ml_platform_tests.helpers import platform_defs, run_days
 
 
@@ -28,8 +29,9 @@ def loaded_week(settings):
         replay(settings, dt.date(2013, 1, 1), 7)
         assert run_days(instance, "ingest_landing", "2013-01-01", "2013-01-07").success
         resources = platform_defs().resources
-        assert dg.materialize([*raw_reference_tables, dim_carriers, dim_airports, dim_planes],
-                              instance=instance, resources=resources).success  # fmt: skip
+        assert dg.materialize(
+            [*raw_reference_tables, dim_carriers, dim_airports, dim_planes], instance=instance, resources=resources
+        ).success
         yield instance
 
 
@@ -46,32 +48,40 @@ def test_a_week_loads_in_one_run_with_every_row_accounted_for(settings, loaded_w
     assert len(instance.get_runs(filters=dg.RunsFilter(job_name="load_warehouse"))) == 1
 
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
-        staged, = conn.execute("SELECT count(*) FROM staging.flights WHERE flight_date = '2013-01-01'").fetchone()
-        fact, = conn.execute("SELECT count(*) FROM core.fct_flights WHERE flight_date = '2013-01-01'").fetchone()
-        weather, = conn.execute("SELECT count(DISTINCT origin) FROM staging.weather").fetchone()
+        (staged,) = conn.execute("SELECT count(*) FROM staging.flights WHERE flight_date = '2013-01-01'").fetchone()
+        (fact,) = conn.execute("SELECT count(*) FROM core.fct_flights WHERE flight_date = '2013-01-01'").fetchone()
+        (weather,) = conn.execute("SELECT count(DISTINCT origin) FROM staging.weather").fetchone()
     assert staged == fact == 842 and weather == 3
 
-    mat = instance.get_latest_materialization_event(dg.AssetKey(["staging", "flights"])).asset_materialization
+    mat = instance.get_latest_materialization_event(keys.STAGING_FLIGHTS).asset_materialization
     meta = {k: v.value for k, v in mat.metadata.items()}
     assert meta["input_rows"] == meta["loaded_rows"] + meta["quarantined_rows"]
     # Each day's partition carries that day's counts, not the week's.
-    for asset in (["staging", "flights"], ["core", "fct_flights"]):
-        jan1 = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=["2013-01-01"]), limit=1
-        ).records[0].asset_materialization.metadata
+    for asset in (keys.STAGING_FLIGHTS, keys.FCT_FLIGHTS):
+        jan1 = (
+            instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=asset, asset_partitions=["2013-01-01"]), limit=1
+            )
+            .records[0]
+            .asset_materialization.metadata
+        )
         assert (jan1["dagster/row_count"].value, jan1["loaded_rows"].value) == (842, 842), asset
-    for asset, check in [("staging/flights", "contract"), ("staging/flights", "every_row_accounted_for"),
-                         ("core/fct_flights", "contract"), ("staging/weather", "contract")]:  # fmt: skip
+    for asset, check in [
+        ("warehouse/staging_flights", "contract"),
+        ("warehouse/staging_flights", "every_row_accounted_for"),
+        ("warehouse/fct_flights", "contract"),
+        ("warehouse/staging_weather", "contract"),
+    ]:
         record = _check(instance, asset, check)
         assert record.status.value == "SUCCEEDED", (asset, check)
-    for asset in ("staging/flights", "core/fct_flights"):  # every part of the week was checked
+    for asset in ("warehouse/staging_flights", "warehouse/fct_flights"):  # every part of the week was checked
         assert _check(instance, asset, "contract").evaluation.metadata["rows_checked"].value == 6_099, asset
 
 
 def test_a_new_lake_day_triggers_only_its_own_warehouse_day(settings, loaded_week):
     """Replayed 2013 days fire (not only the latest time window), once, and only that day."""
     instance, defs = loaded_week, platform_defs()
-    staging = dg.AssetKey(["staging", "flights"])
+    staging = keys.STAGING_FLIGHTS
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance)
     cursor = result.cursor  # the first tick primes the cursor
     replay(settings, dt.date(2013, 1, 8), 1)
@@ -79,7 +89,7 @@ def test_a_new_lake_day_triggers_only_its_own_warehouse_day(settings, loaded_wee
 
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
     assert result.get_requested_partitions(staging) == {"2013-01-08"}
-    assert result.get_requested_partitions(dg.AssetKey(["staging", "weather"])) == {"2013-01-08"}
+    assert result.get_requested_partitions(keys.STAGING_WEATHER) == {"2013-01-08"}
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
     assert result.total_requested == 0  # nothing twice
 
@@ -99,17 +109,13 @@ def test_a_day_whose_rows_all_fail_stops_loudly_and_blocks_downstream(settings, 
 
     result = run_days(instance, "load_warehouse", "2013-01-08")
     assert not result.success
-    record = _check(instance, "staging/flights", "every_row_accounted_for")
+    record = _check(instance, "warehouse/staging_flights", "every_row_accounted_for")
     evaluation = record.event.dagster_event.event_specific_data
     assert not evaluation.passed
-    assert evaluation.description == (
-        f"every row quarantined on 2013-01-08 (rules: {{'unknown_carrier': {len(bad)}}})"
-    )
+    assert evaluation.description == (f"every row quarantined on 2013-01-08 (rules: {{'unknown_carrier': {len(bad)}}})")
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
-        quarantined, = conn.execute(
+        (quarantined,) = conn.execute(
             "SELECT count(*) FROM quarantine.flights WHERE flight_date = '2013-01-08' AND rule = 'unknown_carrier'"
         ).fetchone()
     assert quarantined == len(bad) == 899
-    assert dg.AssetKey(["core", "fct_flights"]) not in {
-        e.asset_key for e in result.get_asset_materialization_events()
-    }
+    assert keys.FCT_FLIGHTS not in {e.asset_key for e in result.get_asset_materialization_events()}

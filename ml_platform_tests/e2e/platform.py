@@ -25,6 +25,8 @@ query Partitions {
     ... on AssetNode { partitionStats { numMaterialized numFailed } }
   }
 }"""
+
+
 class Platform:
     """`ml-platform up` in a process group of its own, stopped with SIGINT like Ctrl-C."""
 
@@ -41,9 +43,15 @@ class Platform:
 
     def start(self, replay_days: int = 3) -> None:
         cmd = [
-            str(Path(sys.executable).parent / "ml-platform"), "up", "--replay-days", str(replay_days),
-            "--dagster-port", str(self.dagster_port), "--mlflow-port", str(self.mlflow_port),
-        ]  # fmt: skip
+            str(Path(sys.executable).parent / "ml-platform"),
+            "up",
+            "--replay-days",
+            str(replay_days),
+            "--dagster-port",
+            str(self.dagster_port),
+            "--mlflow-port",
+            str(self.mlflow_port),
+        ]
         log = open(self.home.parent / "up.log", "ab")
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=log, start_new_session=True)
 
@@ -92,5 +100,3 @@ def partition_range(run: dict) -> tuple[str, str]:
         single or tags["dagster/asset_partition_range_start"],
         single or tags["dagster/asset_partition_range_end"],
     )
-
-

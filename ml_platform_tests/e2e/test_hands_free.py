@@ -18,8 +18,8 @@ import mlflow
 import pytest
 import requests
 
-from ml_platform.lib import lake
-from ml_platform.lib.storage import open_store
+from ml_platform.io.store import open_store
+from ml_platform.pipeline import lake
 from ml_platform.settings import Settings
 from ml_platform_tests.e2e.platform import Platform, partition_range
 
@@ -31,13 +31,14 @@ MODEL_NAME = "flight_delay_classifier"
 
 def _replay(platform: Platform, start: str, days: int) -> None:
     cli = str(Path(sys.executable).parent / "ml-platform")
-    subprocess.run([cli, "replay", "--start", start, "--days", str(days)], env=platform.env, check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [cli, "replay", "--start", start, "--days", str(days)], env=platform.env, check=True, capture_output=True
+    )
 
 
 def _settled(platform: Platform, predicted_days: int):
     """True once `predicted_days` days have predictions and no run is queued or running."""
-    return platform.materialized_partitions("ml", "predictions") >= predicted_days and not platform.busy()
+    return platform.materialized_partitions("models", "predictions") >= predicted_days and not platform.busy()
 
 
 def _trained(platform: Platform, times: int):
@@ -81,8 +82,12 @@ def test_landed_days_become_predictions_and_a_retrained_model(tmp_path):
         # 01-08..01-14 are 7 days no model has seen: the policy retrains once the platform is idle.
         platform.wait_for(lambda: _trained(platform, 2), "the retrain after 01-14", 600)
         print(f"14 days landed to predicted and retrained, with a restart: {time.monotonic() - started:.0f} s")
-        reasons = sorted(t["value"] for r in platform.runs("train_and_promote") for t in r["tags"]
-                         if t["key"] == "ml_platform/retrain_reason")  # fmt: skip
+        reasons = sorted(
+            t["value"]
+            for r in platform.runs("train_and_promote")
+            for t in r["tags"]
+            if t["key"] == "ml_platform/retrain_reason"
+        )
         assert reasons == [
             "7 new labelled days (2013-01-01..2013-01-07) and no model yet",
             "7 new labelled days (2013-01-08..2013-01-14) since 2013-01-07",
@@ -114,6 +119,7 @@ def test_landed_days_become_predictions_and_a_retrained_model(tmp_path):
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
         (duplicates,) = conn.execute(
             "SELECT count(*) FROM (SELECT flight_date, carrier, flight, origin, sched_dep_time "
-            "FROM ml.predictions GROUP BY ALL HAVING count(*) > 1)").fetchone()  # fmt: skip
+            "FROM ml.predictions GROUP BY ALL HAVING count(*) > 1)"
+        ).fetchone()
         (fact_rows,) = conn.execute("SELECT count(*) FROM core.fct_flights WHERE flight_date = '2013-01-01'").fetchone()
     assert duplicates == 0 and fact_rows == 842  # reruns replaced rows, never added them

@@ -7,31 +7,24 @@ from dagster_duckdb import DuckDBResource
 
 from ml_platform.defs.automation import on_upstream_change
 from ml_platform.defs.checks import contract_result, contract_spec
+from ml_platform.defs.keys import FCT_FLIGHTS, FEATURES, STAGING_WEATHER, TRAINING_SET
 from ml_platform.defs.metadata import add_daily_metadata, add_table_schema, column_schema
 from ml_platform.defs.partitions import daily_partitions, day_range
-from ml_platform.defs.resources import StoreResource, warehouse_connection
-from ml_platform.defs.warehouse.assets import FCT_FLIGHTS, POOL, STAGING_WEATHER
-from ml_platform.lib import contracts, features as ft, lake, training_set
-from ml_platform.lib.drift import DRIFT_ERROR, DRIFT_FEATURES, DRIFT_WARN, drift_report, severity
-from ml_platform.lib.storage import Store
-from ml_platform.lib.features.leakage import single_feature_auc_in_table
-from ml_platform.lib.warehouse.common import days_between, parts_of_days, read_days, read_days_in_parts
-from ml_platform.lib.warehouse.schema import table_columns
+from ml_platform.defs.resources import FeatureSettings, StoreResource, warehouse_connection
+from ml_platform.defs.warehouse.assets import POOL
+from ml_platform.domain import contracts
+from ml_platform.domain.calendar import days_between
+from ml_platform.io.store import Store
+from ml_platform.pipeline import features as ft
+from ml_platform.pipeline import lake, training_set
+from ml_platform.pipeline.drift import DRIFT_FEATURES, drift_report, severity
+from ml_platform.pipeline.features.leakage import single_feature_auc_in_table
+from ml_platform.pipeline.warehouse.common import parts_of_days, read_days, read_days_in_parts
+from ml_platform.pipeline.warehouse.schema import table_columns
 
-FEATURES = dg.AssetKey(["features", "flight_features"])
-TRAINING_SET = dg.AssetKey(["features", "training_set"])
 SPEC = dict(group_name="features", owners=["team:ml"])
-HISTORY_DAYS = 29  # the longest trailing window (28 days) plus overnight arrivals
 POINT_IN_TIME = "point_in_time"
 DRIFT = "feature_drift"
-
-
-class FeatureSettings(dg.ConfigurableResource):
-    """How far ahead predictions are made, and the drift thresholds (docs/drift.md)."""
-
-    prediction_horizon_minutes: int = 60
-    drift_warn: float = DRIFT_WARN
-    drift_error: float = DRIFT_ERROR
 
 
 def _point_in_time_result(conn, first: dt.date, last: dt.date) -> dg.AssetCheckResult:
@@ -66,16 +59,16 @@ def _publish(conn, store: Store, first: dt.date, last: dt.date) -> None:
         lake.publish_days(store, "flight_features", frame, days_between(start, end), "flight_date")
 
 
-def _drift_result(
-    conn, store: Store, last: dt.date, settings: FeatureSettings
-) -> dg.AssetCheckResult:
+def _drift_result(conn, store: Store, last: dt.date, settings: FeatureSettings) -> dg.AssetCheckResult:
     """PSI of the 7 days ending ``last`` against the snapshot the current model was trained on."""
     reference_path = training_set.reference_snapshot(store)
     if reference_path is None:
         return dg.AssetCheckResult(
-            asset_key=FEATURES, check_name=DRIFT, passed=True,
+            asset_key=FEATURES,
+            check_name=DRIFT,
+            passed=True,
             description="No training snapshot yet: nothing to compare with.",
-        )  # fmt: skip
+        )
     reference = training_set.read_snapshot(store, reference_path)
     recent = read_days(conn, ft.TABLE, "flight_date", last - dt.timedelta(days=6), last)
     report = drift_report(
@@ -106,7 +99,7 @@ def _drift_result(
         dg.AssetDep(
             FCT_FLIGHTS,
             partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-HISTORY_DAYS, allow_nonexistent_upstream_partitions=True
+                start_offset=-ft.HISTORY_DAYS, allow_nonexistent_upstream_partitions=True
             ),
         ),
         dg.AssetDep(
@@ -123,13 +116,21 @@ def _drift_result(
     automation_condition=on_upstream_change(),
     output_required=False,
     check_specs=[
-        dg.AssetCheckSpec(POINT_IN_TIME, asset=FEATURES, blocking=True,
-                          description="No row used a source row known after its predicted_at, no "
-                          "post-departure column is a feature, no single feature has ROC AUC > 0.9."),
+        dg.AssetCheckSpec(
+            POINT_IN_TIME,
+            asset=FEATURES,
+            blocking=True,
+            description="No row used a source row known after its predicted_at, no "
+            "post-departure column is a feature, no single feature has ROC AUC > 0.9.",
+        ),
         contract_spec(FEATURES, contracts.FlightFeatures),
-        dg.AssetCheckSpec(DRIFT, asset=FEATURES, blocking=False,
-                          description="PSI of the last 7 days against the model's training snapshot."),
-    ],  # fmt: skip
+        dg.AssetCheckSpec(
+            DRIFT,
+            asset=FEATURES,
+            blocking=False,
+            description="PSI of the last 7 days against the model's training snapshot.",
+        ),
+    ],
     **SPEC,
 )
 def flight_features(
@@ -149,21 +150,33 @@ def flight_features(
         result = ft.build_flight_features(
             conn, first, last, horizon_minutes=feature_settings.prediction_horizon_minutes
         )
-        blocking = [_point_in_time_result(conn, first, last),
-                    contract_result(FEATURES, contracts.FlightFeatures,
-                                    read_days_in_parts(conn, ft.TABLE, "flight_date", first, last))]  # fmt: skip
+        blocking = [
+            _point_in_time_result(conn, first, last),
+            contract_result(
+                FEATURES, contracts.FlightFeatures, read_days_in_parts(conn, ft.TABLE, "flight_date", first, last)
+            ),
+        ]
         failed = [c.check_name for c in blocking if not c.passed]
         if not failed:  # days that fail a blocking check are neither published nor materialized
             _publish(conn, store, first, last)
-            labelled = dict(conn.execute(
-                f"SELECT flight_date, count({ft.LABEL}) FROM {ft.TABLE} WHERE flight_date BETWEEN $first AND $last "
-                "GROUP BY ALL", {"first": first, "last": last},
-            ).fetchall())  # fmt: skip
-            add_daily_metadata(context, {day: {
-                "dagster/row_count": n,
-                "labelled_rows": int(labelled.get(day, 0)),
-                "published": store.uri(f"published/flight_features/date={day}"),
-            } for day, n in result.days.items()})  # fmt: skip
+            labelled = dict(
+                conn.execute(
+                    f"SELECT flight_date, count({ft.LABEL}) FROM {ft.TABLE} WHERE flight_date BETWEEN $first AND $last "
+                    "GROUP BY ALL",
+                    {"first": first, "last": last},
+                ).fetchall()
+            )
+            add_daily_metadata(
+                context,
+                {
+                    day: {
+                        "dagster/row_count": n,
+                        "labelled_rows": int(labelled.get(day, 0)),
+                        "published": store.uri(f"published/flight_features/date={day}"),
+                    }
+                    for day, n in result.days.items()
+                },
+            )
             add_table_schema(context, last, read_days(conn, ft.TABLE, "flight_date", first, last, limit=0))
             yield dg.MaterializeResult(
                 metadata={
@@ -215,7 +228,9 @@ def flight_training_set(
         context.log.info("training set unchanged (%s): no retrain", snapshot.digest[:16])
         yield contract_result(TRAINING_SET, contracts.FlightFeatures, frame)  # on the newest snapshot
         return
-    context.log.info("training set %s: %d rows, %s..%s", snapshot.digest[:16], snapshot.rows, snapshot.first_day, snapshot.last_day)
+    context.log.info(
+        "training set %s: %d rows, %s..%s", snapshot.digest[:16], snapshot.rows, snapshot.first_day, snapshot.last_day
+    )
     yield dg.MaterializeResult(
         data_version=dg.DataVersion(snapshot.digest),
         metadata={

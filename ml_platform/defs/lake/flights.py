@@ -1,21 +1,21 @@
 """Landed flights files into the lake: archived as delivered, then one Parquet partition per day."""
 
-
 import datetime as dt
 from collections import defaultdict
 
 import dagster as dg
 import polars as pl
 
+from ml_platform.defs.keys import LANDING_FLIGHTS, RAW_FLIGHTS
 from ml_platform.defs.metadata import add_daily_metadata, add_table_schema
 from ml_platform.defs.partitions import daily_partitions
 from ml_platform.defs.resources import StoreResource
-from ml_platform.lib import lake
-from ml_platform.lib.landing import RejectedFile, landing_date, landing_files, parse_flights_csv, reject
-from ml_platform.lib.storage import StoredFile
+from ml_platform.io.store import StoredFile, sha256
+from ml_platform.pipeline import lake
+from ml_platform.pipeline.landing import RejectedFile, landing_date, landing_files, parse_flights_csv, reject
 
 landing_flights = dg.AssetSpec(
-    "landing_flights",
+    LANDING_FLIGHTS,
     group_name="sources",
     kinds={"csv"},
     owners=["team:data-platform"],
@@ -35,6 +35,7 @@ def _files_by_day(files: list[StoredFile]) -> dict[dt.date, list[StoredFile]]:
 
 
 @dg.asset(
+    key=RAW_FLIGHTS,
     deps=[landing_flights],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -59,12 +60,13 @@ def raw_flights(
             try:
                 frame = parse_flights_csv(f.name, data)
             except RejectedFile as e:
-                moved = reject(landing_zone, f.path, e, version=f.version)
+                moved = reject(landing_zone, f.path, e)
                 context.log.error("Rejected %s: %s (moved to %s)", f.name, e, moved)
                 rejected.append(str(e))
                 continue
-            lake.archive(lake_zone, "flights", day, f.name, f.version, data)
-            sources.append({"file": f.name, "sha256": f.version, "bytes": f.size, "rows": frame.height})
+            digest = sha256(data)  # hashed once, here, in the run
+            lake.archive(lake_zone, "flights", day, f.name, digest, data)
+            sources.append({"file": f.name, "sha256": digest, "bytes": len(data), "rows": frame.height})
             day_frames.append(frame)
         if not day_frames:
             missing.append(day.isoformat())

@@ -8,7 +8,6 @@ day is rejected here (no run can hold it); a file with bad content gets a run
 of its own, which rejects it and fails visibly on that day's partition only.
 """
 
-
 import datetime as dt
 import hashlib
 import json
@@ -19,7 +18,8 @@ from ml_platform.defs.lake.flights import raw_flights
 from ml_platform.defs.lake.weather import raw_weather
 from ml_platform.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions
 from ml_platform.defs.resources import StoreResource
-from ml_platform.lib.landing import (
+from ml_platform.io.store import StoredFile
+from ml_platform.pipeline.landing import (
     RejectedFile,
     contiguous_ranges,
     landing_date,
@@ -27,7 +27,6 @@ from ml_platform.lib.landing import (
     parse_flights_csv,
     reject,
 )
-from ml_platform.lib.storage import StoredFile
 
 ingest_landing_job = dg.define_asset_job(
     "ingest_landing",
@@ -75,7 +74,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: StoreResource) 
                 raise RejectedFile(f.name, f"{day} is not a partition (days run from 2013-01-01 to today)")
         except RejectedFile as e:
             try:
-                moved = reject(store, f.path, e, version=f.version)
+                moved = reject(store, f.path, e)
                 context.log.warning("Rejected %s: %s (moved to %s)", f.name, e, moved)
             except Exception as err:  # leave it for the next tick, never fail the tick
                 context.log.error("Could not move %s to _rejected/: %s", f.name, err)

@@ -5,13 +5,15 @@ content. The lake copies rematerialize only when that version changed, so an
 unchanged table moves nothing downstream and a changed one does.
 """
 
-
 import dagster as dg
 
+from ml_platform.defs.keys import OPS_TABLES, RAW_TABLES
 from ml_platform.defs.metadata import table_metadata
 from ml_platform.defs.resources import OpsDatabaseResource, StoreResource
-from ml_platform.lib import lake, ops_db
-from ml_platform.lib.reference_data import REFERENCE_TABLES
+from ml_platform.domain import lake_layout
+from ml_platform.domain.flights import REFERENCE_TABLES
+from ml_platform.io import ops_db
+from ml_platform.pipeline import lake
 
 DESCRIPTIONS = {
     "airlines": "Airline carriers by two-letter code and name.",
@@ -22,7 +24,7 @@ DESCRIPTIONS = {
 
 def _ops_table(table: str) -> dg.AssetsDefinition:
     spec = dg.AssetSpec(
-        f"ops_{table}",
+        OPS_TABLES[table],
         group_name="sources",
         kinds={"sql"},
         owners=["team:data-platform"],
@@ -42,7 +44,7 @@ def _ops_table(table: str) -> dg.AssetsDefinition:
 
 def _lake_table(table: str, source: dg.AssetsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
-        name=f"raw_{table}",
+        key=RAW_TABLES[table],
         deps=[source],
         group_name="lake",
         kinds={"parquet", "sql"},
@@ -52,7 +54,7 @@ def _lake_table(table: str, source: dg.AssetsDefinition) -> dg.AssetsDefinition:
     )
     def _copy(ops_database: OpsDatabaseResource, lake_store: StoreResource) -> dg.MaterializeResult:
         frame = ops_db.read_table(ops_database.url, table)
-        path = lake.table_path(table)
+        path = lake_layout.table_path(table)
         store = lake_store.store()
         lake.write_table(store, path, frame)
         return dg.MaterializeResult(
@@ -64,7 +66,7 @@ def _lake_table(table: str, source: dg.AssetsDefinition) -> dg.AssetsDefinition:
 
 
 ops_tables = [_ops_table(t) for t in REFERENCE_TABLES]
-raw_reference_tables = [_lake_table(t, s) for t, s in zip(REFERENCE_TABLES, ops_tables)]
+raw_reference_tables = [_lake_table(t, s) for t, s in zip(REFERENCE_TABLES, ops_tables, strict=False)]
 
 observe_reference_tables = dg.ScheduleDefinition(
     name="observe_reference_tables",

@@ -1,19 +1,20 @@
 """Hourly weather at the three New York airports, fetched per local day from the weather API."""
 
-
 import datetime as dt
 
 import dagster as dg
 import polars as pl
 
+from ml_platform.defs.keys import RAW_WEATHER, WEATHER_API
 from ml_platform.defs.metadata import add_daily_metadata, add_table_schema
 from ml_platform.defs.partitions import daily_partitions
 from ml_platform.defs.resources import StoreResource, WeatherApiResource
-from ml_platform.lib import lake
-from ml_platform.lib.weather_api import WeatherApiError, fetch_weather_day
+from ml_platform.domain.weather import RAW_WEATHER_SCHEMA
+from ml_platform.io.weather_client import WeatherApiError
+from ml_platform.pipeline import lake
 
 weather_api = dg.AssetSpec(
-    "weather_api",
+    WEATHER_API,
     group_name="sources",
     kinds={"api"},
     owners=["team:data-platform"],
@@ -21,19 +22,9 @@ weather_api = dg.AssetSpec(
     "airport and hour. The reference data ends 2013-12-30 18:00 New York time.",
 )
 
-WEATHER_SCHEMA = {
-    "origin": pl.String,
-    "year": pl.Int64,
-    "month": pl.Int64,
-    "day": pl.Int64,
-    "hour": pl.Int64,
-    **{c: pl.Float64 for c in ("temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust")},
-    **{c: pl.Float64 for c in ("precip", "pressure", "visib")},
-    "time_hour": pl.String,
-}
-
 
 @dg.asset(
+    key=RAW_WEATHER,
     deps=[weather_api],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -52,12 +43,10 @@ def raw_weather(
     for key in context.partition_keys:
         day = dt.date.fromisoformat(key)
         try:
-            rows = fetch_weather_day(
-                weather.base_url, day, timeout=weather.timeout_seconds, retries=weather.retries
-            )
+            rows = weather.client().fetch_day(day)
         except WeatherApiError as e:
             raise dg.Failure(description=f"Weather for {day} could not be fetched: {e}") from e
-        frame = pl.from_dicts(rows, schema=WEATHER_SCHEMA).with_columns(
+        frame = pl.from_dicts(rows, schema=RAW_WEATHER_SCHEMA).with_columns(
             pl.lit(fetched_at).alias("_fetched_at"),
             pl.lit(weather.base_url).alias("_source_url"),
         )

@@ -22,7 +22,6 @@ train_and_promote_job = dg.define_asset_job(
 rollback_job = dg.define_asset_job(
     "rollback_champion",
     selection=[champion_model],
-    config={"ops": {"models__champion": {"config": {"rollback_to": 1}}}},
     description="Moves `champion` back to a named earlier model version (set rollback_to), with an audit record.",
 )
 score_days_job = dg.define_asset_job(

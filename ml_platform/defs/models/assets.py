@@ -6,25 +6,27 @@ to the MLflow run and model version.
 """
 
 import datetime as dt
+from dataclasses import astuple
 
 import dagster as dg
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
 from ml_platform.defs.automation import on_upstream_change
-from ml_platform.defs.features.assets import FEATURES, TRAINING_SET
+from ml_platform.defs.keys import CHAMPION, FCT_FLIGHTS, FEATURES, MODEL, PERFORMANCE, PREDICTIONS, TRAINING_SET
 from ml_platform.defs.metadata import add_daily_metadata, add_table_schema, json_rows
 from ml_platform.defs.partitions import daily_partitions, day_range
-from ml_platform.defs.resources import StoreResource, warehouse_connection
-from ml_platform.defs.warehouse.assets import FCT_FLIGHTS, POOL
-from ml_platform.lib import features as ft, lake, model, predictions as pr, registry, training_set
-from ml_platform.lib.version import code_version
-from ml_platform.lib.warehouse.common import days_between, read_days
+from ml_platform.defs.resources import MLflowResource, StoreResource, warehouse_connection
+from ml_platform.defs.warehouse.assets import POOL
+from ml_platform.domain import lake_layout
+from ml_platform.domain.calendar import days_between
+from ml_platform.io import registry
+from ml_platform.ops.version import code_version
+from ml_platform.pipeline import features as ft
+from ml_platform.pipeline import lake, model, promotion, training_set
+from ml_platform.pipeline import predictions as pr
+from ml_platform.pipeline.warehouse.common import read_days
 
-MODEL = dg.AssetKey(["models", "flight_delay_model"])
-CHAMPION = dg.AssetKey(["models", "champion"])
-PREDICTIONS = dg.AssetKey(["ml", "predictions"])
-PERFORMANCE = dg.AssetKey(["ml", "model_performance"])
 SPEC = dict(group_name="models", owners=["team:ml"])
 # Predictions and performance: one row set per day, a range in one run, in the warehouse pool.
 DAILY = dict(
@@ -37,26 +39,19 @@ DAILY = dict(
 PIP_REQUIREMENTS = ["scikit-learn==1.9.1", "pandas", "numpy"]
 
 
-class MLflowResource(dg.ConfigurableResource):
-    """The MLflow tracking server runs log to, and the address people open in links."""
-
-    tracking_uri: str
-    ui_url: str
-
-
 class TrainingConfig(dg.Config):
     """``holdout_days``: the newest days kept out of the fit to score the model on (at most a
     quarter of the days in the training set, so a first week still trains)."""
 
-    holdout_days: int = 14
-    seed: int = 13
+    holdout_days: int = model.DEFAULT_HOLDOUT_DAYS
+    seed: int = model.DEFAULT_SEED
 
 
 class PromotionConfig(dg.Config):
     """``rollback_to``: a model version to make champion again (the rollback job); 0 = promote."""
 
     rollback_to: int = 0
-    margin: float = 0.005
+    margin: float = promotion.DEFAULT_MARGIN
 
 
 def _latest_snapshot(instance: dg.DagsterInstance) -> tuple[str, str, str]:
@@ -66,17 +61,12 @@ def _latest_snapshot(instance: dg.DagsterInstance) -> tuple[str, str, str]:
         raise dg.Failure(description="No training set yet: materialize features/training_set first.")
     meta = event.asset_materialization.metadata
     digest = meta["content_sha256"].value
-    return f"{training_set.FOLDER}/flight_features-{digest[:16]}.parquet", digest, meta["location"].value
+    return lake_layout.snapshot_path(digest), digest, meta["location"].value
 
 
 def _labelled_days(store, first: dt.date, last: dt.date) -> pl.DataFrame:
     """Published features of [first, last] with a label (read from the lake: no warehouse lock)."""
-    frames = [
-        lake.read_partition(store, "flight_features", day, zone="published")
-        for day in days_between(first, last)
-        if store.exists(f"{lake.partition_dir('flight_features', day, 'published')}/{lake.PART_FILE}")
-    ]
-    frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    frame = lake.read_published_days(store, "flight_features", days_between(first, last))
     return frame.filter(pl.col(ft.LABEL).is_not_null()) if frame.height else frame
 
 
@@ -98,7 +88,7 @@ def flight_delay_model(
     store = lake_store.store()
     path, digest, location = _latest_snapshot(context.instance)
     frame = training_set.read_snapshot(store, path)
-    holdout_days = min(config.holdout_days, max(1, frame["flight_date"].n_unique() // 4))
+    holdout_days = model.holdout_days_for(frame, config.holdout_days)
     trained = model.train(frame, holdout_days=holdout_days, seed=config.seed)
     _, holdout = model.time_split(frame.filter(pl.col(ft.LABEL).is_not_null()), holdout_days)
     first_day, last_day = frame["flight_date"].min(), frame["flight_date"].max()
@@ -115,19 +105,23 @@ def flight_delay_model(
         "training_set.location": location,
     }
     try:
-        logged = registry.log_training(
-            mlflow_tracking.tracking_uri,
+        logged = mlflow_tracking.registry().log_training(
             pipeline=trained.pipeline,
             input_example=model.to_pandas_features(frame.head(5), trained.feature_columns),
             params={**trained.params, "holdout_days": holdout_days, "seed": config.seed},
             metrics=trained.metrics,
             plots=model.plots(trained, holdout),
-            dataset={"name": "flight_features", "digest": digest, "source": location, "rows": frame.height,
-                     "first_day": str(first_day), "last_day": str(last_day)},  # fmt: skip
+            dataset={
+                "name": "flight_features",
+                "digest": digest,
+                "source": location,
+                "rows": frame.height,
+                "first_day": str(first_day),
+                "last_day": str(last_day),
+            },
             tags=tags,
             pip_requirements=PIP_REQUIREMENTS,
         )
-        registry.set_alias(mlflow_tracking.tracking_uri, "challenger", logged.version)
     except registry.RegistryError as e:
         raise dg.Failure(description=f"MLflow registry unavailable, no alias moved: {e}") from e
     ui = mlflow_tracking.ui_url
@@ -145,14 +139,8 @@ def flight_delay_model(
     )
 
 
-def _score(uri: str, version: int | str, rows: pl.DataFrame) -> float | None:
-    from sklearn.metrics import roc_auc_score
-
-    pipeline = registry.load_model(uri, version)
-    columns = list(pipeline.feature_names_in_)
-    proba = pipeline.predict_proba(model.to_pandas_features(rows, columns))[:, 1]
-    y = rows[ft.LABEL].to_numpy()
-    return float(roc_auc_score(y, proba)) if 0 < y.sum() < len(y) else None
+def _score(models: registry.ModelRegistry, version: int, rows: pl.DataFrame) -> float | None:
+    return promotion.holdout_roc_auc(models.load_model(version), rows) if rows.height else None
 
 
 def _checks_passed(instance: dg.DagsterInstance, asset: dg.AssetKey) -> bool:
@@ -171,54 +159,68 @@ def champion_model(
     """Which registered model version scores new days. The challenger becomes champion only if its
     training data passed its checks and it beats the champion by a margin on recent days neither
     trained on; every promotion, refusal or rollback is recorded here with its reason."""
-    uri, store = mlflow_tracking.tracking_uri, lake_store.store()
+    models, store = mlflow_tracking.registry(), lake_store.store()
     try:
-        current = registry.model_version_info(uri, "champion")
+        current = models.model_version_info("champion")
+        if context.run.job_name == "rollback_champion" and not config.rollback_to:
+            raise dg.Failure(description="Set rollback_to (in the launchpad) to the model version to roll back to.")
         if config.rollback_to:
-            target = registry.model_version_info(uri, str(config.rollback_to))
+            target = models.model_version_info(str(config.rollback_to))
             if target is None:
                 raise dg.Failure(description=f"No model version {config.rollback_to} to roll back to.")
-            registry.set_alias(uri, "champion", target.version)
-            decision = dict(decision="rollback", reason=f"rolled back from version "
-                            f"{current.version if current else None} to {target.version}",
-                            champion_version=int(target.version), training_cutoff=target.training_cutoff)  # fmt: skip
+            models.set_alias("champion", target.version)
+            decision = dict(
+                decision="rollback",
+                reason=f"rolled back from version {current.version if current else None} to {target.version}",
+                champion_version=int(target.version),
+                training_cutoff=target.training_cutoff,
+            )
             snapshot = target.tags.get("training_set.data_version")
         else:
-            challenger = registry.model_version_info(uri, "challenger")
+            challenger = models.model_version_info("challenger")
             if challenger is None:
                 raise dg.Failure(description="No challenger registered: train flight_delay_model first.")
             first = dt.date.fromisoformat(challenger.tags["holdout_first"])
             last = dt.date.fromisoformat(challenger.tags["holdout_last"])
             rows = _labelled_days(store, first, last)
-            challenger_score = _score(uri, challenger.version, rows) if rows.height else None
-            champion_score = _score(uri, current.version, rows) if current and rows.height else None
-            if not _checks_passed(context.instance, TRAINING_SET):
-                promote, reason = False, "the challenger's training set did not pass its checks"
-            elif current is not None and current.version == challenger.version:
-                promote, reason = False, f"version {challenger.version} is already champion"
-            else:
-                promote, reason = registry.decide_promotion(challenger_score, champion_score, config.margin)
+            challenger_score = _score(models, challenger.version, rows)
+            champion_score = _score(models, current.version, rows) if current else None
+            promote, reason = astuple(
+                promotion.gate(
+                    challenger_version=challenger.version,
+                    champion_version=current.version if current else None,
+                    challenger_score=challenger_score,
+                    champion_score=champion_score,
+                    training_set_passed=_checks_passed(context.instance, TRAINING_SET),
+                    margin=config.margin,
+                )
+            )
             if promote:
-                registry.set_alias(uri, "champion", challenger.version)
+                models.set_alias("champion", challenger.version)
             winner = challenger if promote else current
             decision = dict(
-                decision="promoted" if promote else "refused", reason=reason,
+                decision="promoted" if promote else "refused",
+                reason=reason,
                 challenger_version=int(challenger.version),
-                challenger_roc_auc=challenger_score, champion_roc_auc=champion_score,
-                evaluated_days=f"{first}..{last}", evaluated_flights=rows.height,
+                challenger_roc_auc=challenger_score,
+                champion_roc_auc=champion_score,
+                evaluated_days=f"{first}..{last}",
+                evaluated_flights=rows.height,
                 champion_version=int(winner.version) if winner else None,
                 training_cutoff=winner.training_cutoff if winner else None,
-            )  # fmt: skip
+            )
             snapshot = challenger.tags.get("training_set.data_version") if promote else None
     except registry.RegistryError as e:
         raise dg.Failure(description=f"MLflow registry unavailable, no alias moved: {e}") from e
     if snapshot:
-        training_set.mark_reference(store, f"{training_set.FOLDER}/flight_features-{snapshot[:16]}.parquet")
+        training_set.mark_reference(store, lake_layout.snapshot_path(snapshot))
     context.log.info("champion: %s", decision)
     version = decision.get("champion_version")
     metadata = {k: str(v) if isinstance(v, dt.date) else v for k, v in decision.items() if v is not None}
     if version:
-        metadata["model_version_link"] = dg.MetadataValue.url(registry.model_version_url(mlflow_tracking.ui_url, version))
+        metadata["model_version_link"] = dg.MetadataValue.url(
+            registry.model_version_url(mlflow_tracking.ui_url, version)
+        )
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -240,12 +242,12 @@ def flight_predictions(
     `predicted_at`, one row per flight and model version. Only days after the model's training
     cut-off are scored, and a day scored once is never rescored by a later champion."""
     first, last = day_range(context)
-    uri = mlflow_tracking.tracking_uri
+    models = mlflow_tracking.registry()
     try:
-        info = registry.model_version_info(uri, "champion")
+        info = models.model_version_info("champion")
         if info is None:
             raise dg.Failure(description="No champion yet: train and promote a model first.")
-        pipeline = registry.load_model(uri, "champion")
+        pipeline = models.load_model("champion")
     except registry.RegistryError as e:
         raise dg.Failure(description=f"MLflow registry unavailable: {e}") from e
     version, threshold = int(info.version), float(info.tags.get("threshold", 0.5))
@@ -260,21 +262,18 @@ def flight_predictions(
     with warehouse_connection(warehouse) as conn:
         todo, skipped = pr.days_to_score(conn, first, last, version, info.training_cutoff)
         rows = read_days(conn, ft.TABLE, "flight_date", first, last).filter(pl.col("flight_date").is_in(todo))
-        proba = pipeline.predict_proba(model.to_pandas_features(rows, expected))[:, 1] if rows.height else []
-        scored = rows.select(*pr.KEY, "predicted_at").with_columns(
-            pl.lit(version, dtype=pl.Int32).alias("model_version"),
-            pl.Series("probability", proba, dtype=pl.Float64),
-            pl.lit(threshold).alias("threshold"),
-            pl.lit(dt.datetime.now(dt.UTC)).alias("scored_at"),
-        ).with_columns((pl.col("probability") >= threshold).alias("predicted_class"))
+        scored = pr.score(pipeline, rows, version, threshold, dt.datetime.now(dt.UTC))
         pr.write_predictions(conn, scored, todo, version)
         published = read_days(conn, pr.PREDICTIONS, "flight_date", first, last)
     lake.publish_days(store, "predictions", published, days_between(first, last), "flight_date")
     per_day = dict(scored.group_by("flight_date").len().iter_rows())
-    add_daily_metadata(context, {
-        **{day: {"dagster/row_count": int(per_day.get(day, 0)), "scored_by_version": version} for day in todo},
-        **{day: {"left_as_it_was": why} for day, why in skipped.items()},
-    })  # fmt: skip
+    add_daily_metadata(
+        context,
+        {
+            **{day: {"dagster/row_count": int(per_day.get(day, 0)), "scored_by_version": version} for day in todo},
+            **{day: {"left_as_it_was": why} for day, why in skipped.items()},
+        },
+    )
     add_table_schema(context, last, scored)
     return dg.MaterializeResult(
         metadata={
@@ -295,10 +294,13 @@ REALIZED_AUC_BOUND = 0.65
     deps=[PREDICTIONS, FCT_FLIGHTS],
     automation_condition=on_upstream_change(),
     check_specs=[
-        dg.AssetCheckSpec("realized_auc_7d", asset=PERFORMANCE, blocking=False,
-                          description=f"ROC AUC of the last 7 days' predictions, once landed, is at "
-                          f"least {REALIZED_AUC_BOUND}."),
-    ],  # fmt: skip
+        dg.AssetCheckSpec(
+            "realized_auc_7d",
+            asset=PERFORMANCE,
+            blocking=False,
+            description=f"ROC AUC of the last 7 days' predictions, once landed, is at least {REALIZED_AUC_BOUND}.",
+        ),
+    ],
     **DAILY,
 )
 def model_performance(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake_store: StoreResource):
@@ -310,10 +312,13 @@ def model_performance(context: dg.AssetExecutionContext, warehouse: DuckDBResour
         frame = pr.compute_performance(conn, first, last)
         auc_7d = pr.realized_auc(conn, last)
     lake.publish_days(lake_store.store(), "model_performance", frame, days_between(first, last), "flight_date")
-    add_daily_metadata(context, {
-        day: {"dagster/row_count": rows.height, "by_model_version": dg.MetadataValue.json(json_rows(rows))}
-        for (day,), rows in frame.group_by("flight_date")
-    })  # fmt: skip
+    add_daily_metadata(
+        context,
+        {
+            day: {"dagster/row_count": rows.height, "by_model_version": dg.MetadataValue.json(json_rows(rows))}
+            for (day,), rows in frame.group_by("flight_date")
+        },
+    )
     add_table_schema(context, last, frame)
     yield dg.MaterializeResult(metadata={"rows": frame.height})
     yield dg.AssetCheckResult(
@@ -321,7 +326,8 @@ def model_performance(context: dg.AssetExecutionContext, warehouse: DuckDBResour
         check_name="realized_auc_7d",
         passed=auc_7d is None or auc_7d >= REALIZED_AUC_BOUND,
         severity=dg.AssetCheckSeverity.WARN,
-        description="not enough landed predictions yet" if auc_7d is None
+        description="not enough landed predictions yet"
+        if auc_7d is None
         else f"realized ROC AUC {auc_7d:.3f} over the 7 days ending {last} (bound {REALIZED_AUC_BOUND})",
         metadata={"realized_auc_7d": auc_7d, "week_ending": str(last)},
     )

@@ -1,4 +1,4 @@
-"""The retraining sensor: applies the retraining policy (lib/retraining.py) to what Dagster knows.
+"""The retraining sensor: applies the retraining policy (pipeline/retraining.py) to what Dagster knows.
 
 It waits until no run is queued or in progress, so a model never trains on half of a landed
 batch; the reason for each retrain (or for waiting) is on the sensor's tick and on the run's
@@ -9,25 +9,18 @@ import datetime as dt
 
 import dagster as dg
 
-from ml_platform.defs.features.assets import DRIFT, FEATURES
-from ml_platform.defs.models.assets import CHAMPION, MODEL
-from ml_platform.lib import retraining
+from ml_platform.defs.features.assets import DRIFT
+from ml_platform.defs.keys import CHAMPION, FEATURES, MODEL
+from ml_platform.defs.resources import RetrainPolicyConfig
+from ml_platform.pipeline import retraining
 
 REASON_TAG = "ml_platform/retrain_reason"
 BUSY = [
-    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
-]  # fmt: skip
-
-
-class RetrainPolicyConfig(dg.ConfigurableResource):
-    """How many new labelled days trigger a retrain, and the wall-clock period of the weekly one."""
-
-    new_days: int = 7
-    every_days: int = 7
-
-    def policy(self) -> retraining.RetrainPolicy:
-        return retraining.RetrainPolicy(self.new_days, dt.timedelta(days=self.every_days))
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
 def _drift_error_after(instance: dg.DagsterInstance, timestamp: float) -> str | None:
@@ -42,6 +35,7 @@ def _drift_error_after(instance: dg.DagsterInstance, timestamp: float) -> str | 
 
 def training_state(instance: dg.DagsterInstance, now: dt.datetime) -> tuple[retraining.TrainingState, int]:
     """The policy's inputs, and the storage id of the newest feature build (the run key)."""
+
     def newest(key: dg.AssetKey):
         records = instance.fetch_materializations(key, limit=1, ascending=False).records
         return records[0] if records else None

@@ -5,7 +5,6 @@ time, see dagster.yaml): DuckDB allows one process per file once one writes.
 Each load replaces exactly its days in one transaction; a range is one statement.
 """
 
-
 import dagster as dg
 import polars as pl
 from dagster_duckdb import DuckDBResource
@@ -17,23 +16,30 @@ from ml_platform.defs.checks import (
     threshold_result,
     threshold_spec,
 )
+from ml_platform.defs.keys import (
+    DIMS,
+    FCT_FLIGHTS,
+    QUARANTINE_FLIGHTS,
+    QUARANTINE_WEATHER,
+    RAW_FLIGHTS,
+    RAW_TABLES,
+    RAW_WEATHER,
+    STAGING_FLIGHTS,
+    STAGING_WEATHER,
+)
 from ml_platform.defs.metadata import add_daily_metadata, add_table_schema, column_schema, sample_rows
 from ml_platform.defs.partitions import daily_partitions, day_range
 from ml_platform.defs.resources import StoreResource, warehouse_connection
-from ml_platform.lib import contracts, warehouse as wh
-from ml_platform.lib.warehouse.common import ident, read_days, read_days_in_parts, table_name
+from ml_platform.domain import contracts
+from ml_platform.io.warehouse import ident, table_name
+from ml_platform.pipeline import warehouse as wh
+from ml_platform.pipeline.warehouse.common import read_days, read_days_in_parts
 
 POOL = "warehouse"
 SPEC = dict(group_name="warehouse", owners=["team:data-platform"])
 PARTITIONED = dict(partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
 
-STAGING_FLIGHTS = dg.AssetKey(["staging", "flights"])
-QUARANTINE_FLIGHTS = dg.AssetKey(["quarantine", "flights"])
-STAGING_WEATHER = dg.AssetKey(["staging", "weather"])
-QUARANTINE_WEATHER = dg.AssetKey(["quarantine", "weather"])
-FCT_FLIGHTS = dg.AssetKey(["core", "fct_flights"])
-DIM_KEYS = {name: dg.AssetKey(["core", f"dim_{name}"]) for name in ("carriers", "airports", "planes")}
-DAILY_AUTOMATION = on_upstream_change(ignore=tuple(DIM_KEYS.values()))
+DAILY_AUTOMATION = on_upstream_change(ignore=tuple(DIMS.values()))
 
 ACCOUNTED = "every_row_accounted_for"
 # Quality thresholds per day: above them the day is unusual and a person should look.
@@ -51,13 +57,13 @@ def _lineage(deps: dict[str, list[tuple[dg.AssetKey | str, str]]]) -> dg.TableCo
     )
 
 
-RAW = "raw_flights"
+RAW = RAW_FLIGHTS
 STAGING_FLIGHTS_LINEAGE = _lineage(
     {
         "flight_date": [(RAW, "year"), (RAW, "month"), (RAW, "day")],
-        "sched_dep_utc": [(RAW, "sched_dep_time"), (DIM_KEYS["airports"], "tzone")],
+        "sched_dep_utc": [(RAW, "sched_dep_time"), (DIMS["airports"], "tzone")],
         "actual_dep_utc": [(RAW, "sched_dep_time"), (RAW, "dep_delay")],
-        "sched_arr_utc": [(RAW, "sched_arr_time"), (DIM_KEYS["airports"], "tzone")],
+        "sched_arr_utc": [(RAW, "sched_arr_time"), (DIMS["airports"], "tzone")],
         "actual_arr_utc": [(RAW, "sched_arr_time"), (RAW, "arr_delay")],
         "is_cancelled": [(RAW, "dep_time")],
         "is_diverted": [(RAW, "dep_time"), (RAW, "arr_delay")],
@@ -65,12 +71,12 @@ STAGING_FLIGHTS_LINEAGE = _lineage(
 )
 FCT_FLIGHTS_LINEAGE = _lineage(
     {
-        "carrier_name": [(DIM_KEYS["carriers"], "name")],
-        "origin_tzone": [(DIM_KEYS["airports"], "tzone")],
-        "dest_tzone": [(DIM_KEYS["airports"], "tzone")],
-        "plane_year": [(DIM_KEYS["planes"], "year")],
-        "seats": [(DIM_KEYS["planes"], "seats")],
-        "has_plane": [(DIM_KEYS["planes"], "tailnum")],
+        "carrier_name": [(DIMS["carriers"], "name")],
+        "origin_tzone": [(DIMS["airports"], "tzone")],
+        "dest_tzone": [(DIMS["airports"], "tzone")],
+        "plane_year": [(DIMS["planes"], "year")],
+        "seats": [(DIMS["planes"], "seats")],
+        "has_plane": [(DIMS["planes"], "tailnum")],
         "is_delayed": [(STAGING_FLIGHTS, "arr_delay")],
     }
 )
@@ -78,17 +84,17 @@ FCT_FLIGHTS_LINEAGE = _lineage(
 
 def _accounted_spec(asset: dg.AssetKey) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
-        ACCOUNTED, asset=asset, blocking=True,
+        ACCOUNTED,
+        asset=asset,
+        blocking=True,
         description="Input rows = loaded + quarantined, and no day lost every row.",
-    )  # fmt: skip
+    )
 
 
 def _accounted_result(asset: dg.AssetKey, result: wh.LoadResult) -> dg.AssetCheckResult:
     """Input rows = loaded + quarantined on every day, and no day lost all its rows."""
     unbalanced = [d.isoformat() for d in result.unbalanced_days()]
-    all_rejected = [
-        d.isoformat() for d, c in result.days.items() if c.input_rows and not c.loaded_rows
-    ]
+    all_rejected = [d.isoformat() for d, c in result.days.items() if c.input_rows and not c.loaded_rows]
     problems = []
     if unbalanced:
         problems.append(f"rows unaccounted for on {', '.join(unbalanced)}")
@@ -109,15 +115,23 @@ def _add_daily_counts(
     context: dg.AssetExecutionContext, result: wh.LoadResult, asset: dg.AssetKey, quarantine: dg.AssetKey | None = None
 ) -> None:
     """Each day's partition gets that day's counts (rows in the table, input, quarantined)."""
-    add_daily_metadata(context, {day: {
-        "dagster/row_count": c.loaded_rows + c.added_rows,
-        "input_rows": c.input_rows,
-        "loaded_rows": c.loaded_rows,
-        "quarantined_rows": c.quarantined_rows,
-    } for day, c in result.days.items()}, asset)  # fmt: skip
+    add_daily_metadata(
+        context,
+        {
+            day: {
+                "dagster/row_count": c.loaded_rows + c.added_rows,
+                "input_rows": c.input_rows,
+                "loaded_rows": c.loaded_rows,
+                "quarantined_rows": c.quarantined_rows,
+            }
+            for day, c in result.days.items()
+        },
+        asset,
+    )
     if quarantine is not None:
-        add_daily_metadata(context, {d: {"dagster/row_count": c.quarantined_rows} for d, c in result.days.items()},
-                           quarantine)  # fmt: skip
+        add_daily_metadata(
+            context, {d: {"dagster/row_count": c.quarantined_rows} for d, c in result.days.items()}, quarantine
+        )
 
 
 def _load_metadata(result: wh.LoadResult) -> dict:
@@ -145,20 +159,22 @@ def _share_per_day(conn, table: str, date_column: str, condition: str, first, la
     ).pl()
 
 
-def _worst_day(
-    asset: dg.AssetKey, name: str, share: pl.DataFrame, limit: float, **metadata
-) -> dg.AssetCheckResult:
+def _worst_day(asset: dg.AssetKey, name: str, share: pl.DataFrame, limit: float, **metadata) -> dg.AssetCheckResult:
     """WARN when the day with the highest share is above ``limit``."""
     worst = share.sort("share").tail(1)
     return threshold_result(
-        asset, name, float(worst["share"][0]) if worst.height else 0.0, limit,
-        worst_day=str(worst["day"][0]) if worst.height else None, **metadata,
-    )  # fmt: skip
+        asset,
+        name,
+        float(worst["share"][0]) if worst.height else 0.0,
+        limit,
+        worst_day=str(worst["day"][0]) if worst.height else None,
+        **metadata,
+    )
 
 
-def _dimension(name: str, raw_key: str, loader, model_doc: str) -> dg.AssetsDefinition:
+def _dimension(name: str, raw_key: dg.AssetKey, loader, model_doc: str) -> dg.AssetsDefinition:
     @dg.asset(
-        key=DIM_KEYS[name],
+        key=DIMS[name],
         deps=[raw_key],
         kinds={"duckdb"},
         automation_condition=dg.AutomationCondition.eager(),
@@ -181,22 +197,22 @@ def _dimension(name: str, raw_key: str, loader, model_doc: str) -> dg.AssetsDefi
     return _dim
 
 
-dim_carriers = _dimension("carriers", "raw_airlines", wh.load_dim_carriers, "Airlines by carrier code.")
+dim_carriers = _dimension("carriers", RAW_TABLES["airlines"], wh.load_dim_carriers, "Airlines by carrier code.")
 dim_airports = _dimension(
     "airports",
-    "raw_airports",
+    RAW_TABLES["airports"],
     wh.load_dim_airports,
     "Airports by FAA code with their time zone, including a versioned supplement for the four "
     "Caribbean destinations (SJU, BQN, STT, PSE) missing from the reference table.",
 )
-dim_planes = _dimension("planes", "raw_planes", wh.load_dim_planes, "Planes by tail number.")
+dim_planes = _dimension("planes", RAW_TABLES["planes"], wh.load_dim_planes, "Planes by tail number.")
 
 
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
             STAGING_FLIGHTS,
-            deps=["raw_flights", DIM_KEYS["airports"], DIM_KEYS["carriers"]],
+            deps=[RAW_FLIGHTS, DIMS["airports"], DIMS["carriers"]],
             kinds={"duckdb"},
             automation_condition=DAILY_AUTOMATION,
             **SPEC,
@@ -206,7 +222,7 @@ dim_planes = _dimension("planes", "raw_planes", wh.load_dim_planes, "Planes by t
         ),
         dg.AssetSpec(
             QUARANTINE_FLIGHTS,
-            deps=["raw_flights", DIM_KEYS["airports"], DIM_KEYS["carriers"]],
+            deps=[RAW_FLIGHTS, DIMS["airports"], DIMS["carriers"]],
             kinds={"duckdb"},
             automation_condition=DAILY_AUTOMATION,
             **SPEC,
@@ -218,18 +234,19 @@ dim_planes = _dimension("planes", "raw_planes", wh.load_dim_planes, "Planes by t
         contract_spec(STAGING_FLIGHTS, contracts.StagingFlights),
         _accounted_spec(STAGING_FLIGHTS),
         threshold_spec(STAGING_FLIGHTS, "cancelled_share", "Share of cancelled flights per day."),
-    ],  # fmt: skip
+    ],
     pool=POOL,
     **PARTITIONED,
 )
-def staging_flights(
-    context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake_store: StoreResource
-):
+def staging_flights(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake_store: StoreResource):
     first, last = day_range(context)
     with warehouse_connection(warehouse, lake_store.url) as conn:
         result = wh.load_staging_flights(conn, lake_store.url, first, last)
-        contract = contract_result(STAGING_FLIGHTS, contracts.StagingFlights,
-                                   read_days_in_parts(conn, "staging.flights", "flight_date", first, last))
+        contract = contract_result(
+            STAGING_FLIGHTS,
+            contracts.StagingFlights,
+            read_days_in_parts(conn, "staging.flights", "flight_date", first, last),
+        )
         columns = read_days(conn, "staging.flights", "flight_date", first, last, limit=0)
         quarantined = read_days(conn, "quarantine.flights", "flight_date", first, last, limit=5)
         cancelled = _share_per_day(conn, "staging.flights", "flight_date", "is_cancelled", first, last)
@@ -252,14 +269,17 @@ def staging_flights(
 
 @dg.asset(
     key=FCT_FLIGHTS,
-    deps=[STAGING_FLIGHTS, *DIM_KEYS.values()],
+    deps=[STAGING_FLIGHTS, *DIMS.values()],
     kinds={"duckdb"},
     automation_condition=DAILY_AUTOMATION,
     check_specs=[
         contract_spec(FCT_FLIGHTS, contracts.FctFlights),
-        threshold_spec(FCT_FLIGHTS, "flights_without_plane", "Share of flights whose tail number "
-                       "is not in the planes table (kept, flagged has_plane = false)."),
-    ],  # fmt: skip
+        threshold_spec(
+            FCT_FLIGHTS,
+            "flights_without_plane",
+            "Share of flights whose tail number is not in the planes table (kept, flagged has_plane = false).",
+        ),
+    ],
     pool=POOL,
     **SPEC,
     **PARTITIONED,
@@ -271,23 +291,29 @@ def fct_flights(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     first, last = day_range(context)
     with warehouse_connection(warehouse) as conn:
         result = wh.load_fct_flights(conn, first, last)
-        contract = contract_result(FCT_FLIGHTS, contracts.FctFlights,
-                                   read_days_in_parts(conn, "core.fct_flights", "flight_date", first, last))
+        contract = contract_result(
+            FCT_FLIGHTS, contracts.FctFlights, read_days_in_parts(conn, "core.fct_flights", "flight_date", first, last)
+        )
         columns = read_days(conn, "core.fct_flights", "flight_date", first, last, limit=0)
         no_plane = _share_per_day(conn, "core.fct_flights", "flight_date", "NOT has_plane", first, last)
     _add_daily_counts(context, result, FCT_FLIGHTS)
     add_table_schema(context, last, columns, lineage=FCT_FLIGHTS_LINEAGE)
     yield dg.MaterializeResult(metadata=_load_metadata(result))
     yield contract
-    yield _worst_day(FCT_FLIGHTS, "flights_without_plane", no_plane, NO_PLANE_SHARE_LIMIT,
-                     share_per_day=dg.MetadataValue.json({str(d): round(s, 4) for d, s in no_plane.iter_rows()}))
+    yield _worst_day(
+        FCT_FLIGHTS,
+        "flights_without_plane",
+        no_plane,
+        NO_PLANE_SHARE_LIMIT,
+        share_per_day=dg.MetadataValue.json({str(d): round(s, 4) for d, s in no_plane.iter_rows()}),
+    )
 
 
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
             STAGING_WEATHER,
-            deps=["raw_weather"],
+            deps=[RAW_WEATHER],
             kinds={"duckdb"},
             automation_condition=DAILY_AUTOMATION,
             **SPEC,
@@ -298,7 +324,7 @@ def fct_flights(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
         ),
         dg.AssetSpec(
             QUARANTINE_WEATHER,
-            deps=["raw_weather"],
+            deps=[RAW_WEATHER],
             kinds={"duckdb"},
             automation_condition=DAILY_AUTOMATION,
             **SPEC,
@@ -309,13 +335,11 @@ def fct_flights(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
         contract_spec(STAGING_WEATHER, contracts.StagingWeather),
         _accounted_spec(STAGING_WEATHER),
         threshold_spec(STAGING_WEATHER, "imputed_share", "Share of weather hours filled by imputation."),
-    ],  # fmt: skip
+    ],
     pool=POOL,
     **PARTITIONED,
 )
-def staging_weather(
-    context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake_store: StoreResource
-):
+def staging_weather(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake_store: StoreResource):
     first, last = day_range(context)
     with warehouse_connection(warehouse, lake_store.url) as conn:
         result = wh.load_staging_weather(conn, lake_store.url, first, last)
@@ -325,8 +349,7 @@ def staging_weather(
     add_table_schema(context, last, frame, STAGING_WEATHER)
     yield dg.MaterializeResult(
         asset_key=STAGING_WEATHER,
-        metadata={**_load_metadata(result), "dagster/row_count": frame.height,
-                  "imputed_rows": result.total.added_rows},  # fmt: skip
+        metadata={**_load_metadata(result), "dagster/row_count": frame.height, "imputed_rows": result.total.added_rows},
     )
     yield dg.MaterializeResult(
         asset_key=QUARANTINE_WEATHER,

@@ -1,0 +1,41 @@
+"""What a flight is in this data: its natural key, where it leaves from, and its label."""
+
+from __future__ import annotations
+
+# One scheduled flight: a carrier's flight number leaving an airport at a scheduled local time
+# on a New York day. The same flight number may fly several times a day.
+FLIGHT_KEY = ("flight_date", "carrier", "flight", "origin", "sched_dep_time")
+# The key as the airline's files carry it (the day is in the file's name and its year/month/day).
+SOURCE_KEY = FLIGHT_KEY[1:]
+
+# The three New York airports every flight in this data leaves from.
+NYC_ORIGINS = ("EWR", "JFK", "LGA")
+
+# The label: a flight is delayed when it arrives more than 15 minutes late. Cancelled and
+# diverted flights have no arrival delay, hence no label; they are flagged, never dropped.
+LABEL = "is_delayed"
+DELAY_THRESHOLD_MINUTES = 15
+
+# A delay beyond a day is a recording error, not a delay.
+MAX_DELAY_MINUTES = 24 * 60
+
+# The operational database's tables that describe flights: airlines, airports, planes.
+REFERENCE_TABLES = ("airlines", "airports", "planes")
+
+# The columns every flights file must carry (the airline may add more; they are kept).
+REQUIRED_SOURCE_COLUMNS = (
+    "year",
+    "month",
+    "day",
+    "dep_time",
+    "sched_dep_time",
+    "dep_delay",
+    "arr_time",
+    "sched_arr_time",
+    "arr_delay",
+    "carrier",
+    "flight",
+    "tailnum",
+    "origin",
+    "dest",
+)
