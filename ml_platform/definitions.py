@@ -11,6 +11,7 @@ from ml_platform.defs.automation import automation_sensor
 from ml_platform.defs.full_refresh import full_refresh_job
 from ml_platform.defs.resources import (
     FeatureSettings,
+    LandingZoneResource,
     MLflowResource,
     OpsDatabaseResource,
     RetrainPolicyConfig,
@@ -22,7 +23,7 @@ from ml_platform.settings import Settings
 
 def resources(settings: Settings) -> dict:
     return {
-        "landing": StoreResource(url=settings.landing_url),
+        "landing": LandingZoneResource(url=settings.landing_url, settle_seconds=settings.landing_settle_seconds),
         "lake_store": StoreResource(url=settings.lake_url),
         "ops_database": OpsDatabaseResource(url=settings.ops_db_url),
         "weather": WeatherApiResource(base_url=settings.weather_api_url),

@@ -47,6 +47,7 @@ class Settings:
     duckdb_memory_limit: str = ""  # e.g. "4GB"; empty: DuckDB's default, 80 % of the machine
     redis_url: str = "redis://127.0.0.1:6379/0"  # keys under a prefix of this home (serving.online_store)
     kafka_bootstrap: str = ""  # empty: the embedded broker `make run` starts
+    landing_settle_seconds: float = 2.0  # a landing file unchanged this long is taken as delivered
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +72,7 @@ class Settings:
             duckdb_memory_limit=env.get("ML_PLATFORM_DUCKDB_MEMORY_LIMIT", ""),
             redis_url=env.get("ML_PLATFORM_REDIS_URL") or "redis://127.0.0.1:6379/0",
             kafka_bootstrap=env.get("ML_PLATFORM_KAFKA_BOOTSTRAP", ""),
+            landing_settle_seconds=float(env.get("ML_PLATFORM_LANDING_SETTLE_SECONDS") or 2),
         )
 
     @property

@@ -79,6 +79,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weather_api_url: s
     """A fresh, empty data home with the embedded defaults, and the env pointing at it."""
     monkeypatch.setenv("ML_PLATFORM_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ML_PLATFORM_WEATHER_API_URL", weather_api_url)
+    monkeypatch.setenv("ML_PLATFORM_LANDING_SETTLE_SECONDS", "0")  # tests land whole files at once
     for var in ("ML_PLATFORM_LANDING_URL", "ML_PLATFORM_LAKE_URL", "ML_PLATFORM_OPS_DB_URL"):
         monkeypatch.delenv(var, raising=False)
     return Settings.from_env()

@@ -11,11 +11,13 @@ from ml_platform.domain.flights import REFERENCE_TABLES
 # sources: outside the platform, watched or observed
 LANDING_FLIGHTS = dg.AssetKey(["sources", "landing_flights"])
 WEATHER_API = dg.AssetKey(["sources", "weather_api"])
+KAFKA_FLIGHT_EVENTS = dg.AssetKey(["sources", "kafka_flight_events"])
 OPS_TABLES = {t: dg.AssetKey(["sources", f"ops_{t}"]) for t in REFERENCE_TABLES}
 
 # lake: raw, immutable copies
 RAW_FLIGHTS = dg.AssetKey(["lake", "raw_flights"])
 RAW_WEATHER = dg.AssetKey(["lake", "raw_weather"])
+RAW_FLIGHT_EVENTS = dg.AssetKey(["lake", "raw_flight_events"])
 RAW_TABLES = {t: dg.AssetKey(["lake", f"raw_{t}"]) for t in REFERENCE_TABLES}
 
 # warehouse: one key per table
@@ -35,3 +37,6 @@ MODEL = dg.AssetKey(["models", "flight_delay_model"])
 CHAMPION = dg.AssetKey(["models", "champion"])
 PREDICTIONS = dg.AssetKey(["models", "predictions"])
 PERFORMANCE = dg.AssetKey(["models", "model_performance"])
+
+# serving
+ONLINE_FEATURES = dg.AssetKey(["serving", "online_flight_features"])

@@ -34,6 +34,13 @@ class StoreResource(dg.ConfigurableResource):
         return self._store
 
 
+class LandingZoneResource(StoreResource):
+    """The landing zone; a file is looked at once it has not changed for ``settle_seconds`` (a
+    delivery still being written is not ingested half-way)."""
+
+    settle_seconds: float = 2.0
+
+
 class OpsDatabaseResource(dg.ConfigurableResource):
     """The operational database (airlines, airports, planes), as a SQLAlchemy URL."""
 
@@ -66,6 +73,19 @@ class MLflowResource(dg.ConfigurableResource):
         if self._registry is None:
             self._registry = ModelRegistry(self.tracking_uri, self.home or None)
         return self._registry
+
+
+class OnlineStoreResource(dg.ConfigurableResource):
+    """The online feature store: a Redis URL and this data home's key prefix."""
+
+    url: str
+    prefix: str
+    ttl_seconds: int = 48 * 3600
+
+    def store(self):
+        from ml_platform.serving.online_store import OnlineStore, OnlineStoreSettings
+
+        return OnlineStore(OnlineStoreSettings(self.url, self.prefix, self.ttl_seconds))
 
 
 class FeatureSettings(dg.ConfigurableResource):

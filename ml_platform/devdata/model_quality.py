@@ -121,13 +121,13 @@ def _span(days: tuple[dt.date, dt.date]) -> list[str]:
     return [days[0].isoformat(), days[1].isoformat()]
 
 
-def run_protocol(conn: duckdb.DuckDBPyConnection) -> dict:
-    """Build the real year in ``conn`` (lake in a temporary folder), then run the protocol."""
+def run_protocol(conn: duckdb.DuckDBPyConnection, grid: list[dict] = GRID) -> dict:
+    """Build the real year in ``conn`` (lake in a temporary folder), then run the protocol over ``grid``."""
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         frame = build_year(conn, Path(tmp) / "lake")
     build_seconds = time.perf_counter() - t0
-    result = evaluate_protocol(frame)
+    result = evaluate_protocol(frame, grid=grid)
     result["seconds"] = {
         "build": round(build_seconds, 1),
         **result["seconds"],

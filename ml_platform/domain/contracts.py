@@ -18,9 +18,15 @@ import pandera.polars as pa
 import polars as pl
 
 from ml_platform.domain.calendar import FIRST_DAY
-from ml_platform.domain.flights import FLIGHT_KEY, MAX_DELAY_MINUTES, NYC_ORIGINS
+from ml_platform.domain.flights import BOUNDS, FLIGHT_KEY, MAX_LENGTH, NYC_ORIGINS
 
 UTC_INSTANT = Annotated[pl.Datetime, "us", "UTC"]
+
+
+def _between(column: str, nullable: bool = False):
+    """The column's bounds from the one rule set (``domain.flights.BOUNDS``)."""
+    low, high = BOUNDS[column]
+    return pa.Field(nullable=nullable, ge=low, le=high)
 
 
 class StagingFlights(pa.DataFrameModel):
@@ -28,14 +34,14 @@ class StagingFlights(pa.DataFrameModel):
 
     flight_date: pl.Date = pa.Field(ge=FIRST_DAY)
     carrier: pl.String = pa.Field(str_matches=r"^[A-Z0-9]{2}$")
-    flight: pl.Int32 = pa.Field(ge=1)
-    tailnum: pl.String = pa.Field(nullable=True)
+    flight: pl.Int32 = _between("flight")
+    tailnum: pl.String = pa.Field(nullable=True, str_length={"max_value": MAX_LENGTH["tailnum"]})
     origin: pl.String = pa.Field(isin=list(NYC_ORIGINS))
-    dest: pl.String = pa.Field(str_matches=r"^[A-Z]{3}$")
-    sched_dep_time: pl.Int32 = pa.Field(ge=0, le=2400)
-    dep_delay: pl.Int32 = pa.Field(nullable=True, ge=-MAX_DELAY_MINUTES, le=MAX_DELAY_MINUTES)
-    arr_delay: pl.Int32 = pa.Field(nullable=True, ge=-MAX_DELAY_MINUTES, le=MAX_DELAY_MINUTES)
-    distance: pl.Int32 = pa.Field(gt=0, lt=6000)
+    dest: pl.String = pa.Field(str_matches=r"^[A-Z0-9]{3}$")
+    sched_dep_time: pl.Int32 = _between("sched_dep_time")
+    dep_delay: pl.Int32 = _between("dep_delay", nullable=True)
+    arr_delay: pl.Int32 = _between("arr_delay", nullable=True)
+    distance: pl.Int32 = _between("distance")
     sched_dep_utc: UTC_INSTANT
     sched_arr_utc: UTC_INSTANT = pa.Field(nullable=True)
     is_cancelled: pl.Boolean

@@ -19,6 +19,17 @@ DELAY_THRESHOLD_MINUTES = 15
 # A delay beyond a day is a recording error, not a delay.
 MAX_DELAY_MINUTES = 24 * 60
 
+# The one rule set for a typed flight: the warehouse quarantines a row breaking any of these
+# (rule out_of_range), and the staging contract checks the same bounds on what was published.
+BOUNDS = {  # column -> (lowest, highest), both allowed
+    "flight": (1, 9999),
+    "sched_dep_time": (0, 2400),
+    "dep_delay": (-MAX_DELAY_MINUTES, MAX_DELAY_MINUTES),
+    "arr_delay": (-MAX_DELAY_MINUTES, MAX_DELAY_MINUTES),
+    "distance": (1, 5999),
+}
+MAX_LENGTH = {"carrier": 2, "tailnum": 10, "origin": 3, "dest": 3}  # characters
+
 # The operational database's tables that describe flights: airlines, airports, planes.
 REFERENCE_TABLES = ("airlines", "airports", "planes")
 

@@ -25,6 +25,7 @@ class StoredFile:
     version: str  # changes whenever the content changes: size and mtime locally, the ETag on S3
     size: int
     modified: float = 0.0  # seconds since the epoch
+    is_link: bool = False  # a symbolic link (local stores): listed, never followed
 
     @property
     def name(self) -> str:
@@ -90,7 +91,11 @@ class LocalStore:
         found = base.rglob("*") if recursive else base.iterdir()
         files = []
         for p in sorted(found):
-            if p.is_file() and not p.name.startswith(TMP_PREFIX):
+            if p.is_symlink():
+                st = p.lstat()
+                rel = p.relative_to(self.root).as_posix()
+                files.append(StoredFile(rel, f"link-{st.st_mtime_ns:x}", 0, st.st_mtime, is_link=True))
+            elif p.is_file() and not p.name.startswith(TMP_PREFIX):
                 # A stat, not a read: listing costs the same whatever the files hold.
                 st = p.stat()
                 rel = p.relative_to(self.root).as_posix()
@@ -117,6 +122,11 @@ class LocalStore:
         return self._path(path).is_file()
 
     def delete(self, path: str) -> None:
+        link = self.root / path
+        parent = link.parent.resolve()
+        if link.is_symlink() and (parent == self.root or self.root in parent.parents):
+            link.unlink()  # the link itself, never what it points to
+            return
         self._path(path).unlink(missing_ok=True)
 
     def uri(self, path: str) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from ml_platform.defs.lake.landing_sensor import landing_sensor
 from ml_platform.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
-from ml_platform.defs.resources import StoreResource
+from ml_platform.defs.resources import LandingZoneResource
 from ml_platform.devdata.reference_data import flights_csv_for_day
 from ml_platform.io.store import open_store
 from ml_platform.ops.bootstrap import replay
@@ -32,7 +32,7 @@ class Ticks:
         context = dg.build_sensor_context(
             cursor=self.cursor,
             instance=self.instance,
-            resources={"landing": StoreResource(url=self.landing_url)},
+            resources={"landing": LandingZoneResource(url=self.landing_url, settle_seconds=0)},
         )
         result = landing_sensor(context)
         self.cursor = result.cursor

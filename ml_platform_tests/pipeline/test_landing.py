@@ -28,10 +28,12 @@ from ml_platform.devdata.reference_data import flights_csv_for_day
 from ml_platform.io.store import open_store
 from ml_platform.pipeline import landing
 from ml_platform.pipeline.landing import (
+    LINEAGE_COLUMNS,
     RejectedFile,
     contiguous_ranges,
     landing_date,
     landing_files,
+    name_problem,
     parse_flights_csv,
     reject,
 )
@@ -86,10 +88,12 @@ def test_landing_date_of_a_valid_name(name, day):
     [
         ("flights_2013-02-30.csv", "'2013-02-30' in the name is not a calendar date"),
         ("flights_2013-13-01.csv", "'2013-13-01' in the name is not a calendar date"),
-        ("weather_2013-01-01.csv", "name is not of the form flights_YYYY-MM-DD[_suffix].csv"),
-        ("flights_20130101.csv", "name is not of the form flights_YYYY-MM-DD[_suffix].csv"),
-        ("flights_2013-01-01.txt", "name is not of the form flights_YYYY-MM-DD[_suffix].csv"),
-        ("flights_2013-01-01_.csv", "name is not of the form flights_YYYY-MM-DD[_suffix].csv"),
+        ("weather_2013-01-01.csv", "name is not of the form flights_YYYY-MM-DD[_suffix].csv (or .csv.gz)"),
+        ("flights_20130101.csv", "name is not of the form flights_YYYY-MM-DD[_suffix].csv (or .csv.gz)"),
+        ("flights_2013-01-01.txt", "name is not of the form flights_YYYY-MM-DD[_suffix].csv (or .csv.gz)"),
+        ("flights_2013-01-01_.csv", "name is not of the form flights_YYYY-MM-DD[_suffix].csv (or .csv.gz)"),
+        ("flights_2013-01-01.csv\n", "name is not of the form flights_YYYY-MM-DD[_suffix].csv (or .csv.gz)"),
+        ("flights_2013-01-01.csv.zip", "name is not of the form flights_YYYY-MM-DD[_suffix].csv (or .csv.gz)"),
     ],
 )
 def test_landing_date_rejects_a_bad_name(name, problem):
@@ -106,7 +110,8 @@ def test_parse_keeps_every_row_and_column_as_text_with_lineage(jan1):
     frame = parse_flights_csv(NAME, jan1)
 
     assert frame.height == 842
-    assert frame.columns == [*SOURCE_COLUMNS, "_source_file", "_source_sha256", "_source_line", "_parse_error"]
+    assert frame.columns == [*SOURCE_COLUMNS, *LINEAGE_COLUMNS]
+    assert frame["_source_lines"].unique().to_list() == [842]  # the file's lines, counted without a parser
     assert all(frame.schema[c] == pl.String for c in SOURCE_COLUMNS)
     assert frame.select(SOURCE_COLUMNS).equals(expected_frame(jan1))
     assert frame.row(0, named=True) | {"_source_sha256": None} == {
@@ -133,6 +138,7 @@ def test_parse_keeps_every_row_and_column_as_text_with_lineage(jan1):
         "_source_sha256": None,
         "_source_line": 2,
         "_parse_error": None,
+        "_source_lines": 842,
     }
     assert frame["_source_file"].unique().to_list() == [NAME]
     assert frame["_source_sha256"].unique().to_list() == [hashlib.sha256(jan1).hexdigest()]
@@ -304,7 +310,7 @@ def test_reject_moves_the_file_beside_its_reason_and_never_overwrites(tmp_path, 
         store.write_bytes(NAME, data)
         errors.append(RejectedFile(NAME, "something structural", 3))
         [waiting] = landing_files(store)
-        moved = reject(store, waiting.path, errors[-1])
+        moved = reject(store, waiting, errors[-1])
         assert not store.exists(NAME)
         assert store.read_bytes(moved) == data
 
@@ -333,7 +339,22 @@ def test_landing_files_are_the_top_level_deliveries_only(tmp_path):
         store.write_bytes(path, b"x")
     (tmp_path / "landing" / ".tmp-0123-flights_2013-01-05.csv").write_bytes(b"half written")
 
-    assert [f.path for f in landing_files(store)] == ["flights_2013-01-01.csv", "flights_2013-01-02.csv", "weather.csv"]
+    files = landing_files(store)  # every top-level file, folders and in-flight writes aside
+    assert [f.path for f in files] == [
+        ".DS_Store",
+        "_SUCCESS",
+        "flights_2013-01-01.csv",
+        "flights_2013-01-02.csv",
+        "weather.csv",
+    ]
+    problems = {f.name: str(name_problem(f)) if name_problem(f) else None for f in files}
+    assert problems == {
+        ".DS_Store": ".DS_Store: a hidden or reserved name (starts with '.' or '_')",
+        "_SUCCESS": "_SUCCESS: a hidden or reserved name (starts with '.' or '_')",
+        "flights_2013-01-01.csv": None,
+        "flights_2013-01-02.csv": None,
+        "weather.csv": "weather.csv: name is not of the form flights_YYYY-MM-DD[_suffix].csv (or .csv.gz)",
+    }
 
 
 # --- contiguous_ranges -----------------------------------------------------------------------

@@ -9,10 +9,17 @@ import polars as pl
 from ml_platform.defs.keys import LANDING_FLIGHTS, RAW_FLIGHTS
 from ml_platform.defs.metadata import add_daily_metadata, add_table_schema
 from ml_platform.defs.partitions import daily_partitions
-from ml_platform.defs.resources import StoreResource
+from ml_platform.defs.resources import LandingZoneResource, StoreResource
 from ml_platform.io.store import StoredFile, sha256
 from ml_platform.pipeline import lake
-from ml_platform.pipeline.landing import RejectedFile, landing_date, landing_files, parse_flights_csv, reject
+from ml_platform.pipeline.landing import (
+    RejectedFile,
+    landing_date,
+    landing_files,
+    name_problem,
+    parse_flights_csv,
+    reject,
+)
 
 landing_flights = dg.AssetSpec(
     LANDING_FLIGHTS,
@@ -27,10 +34,8 @@ landing_flights = dg.AssetSpec(
 def _files_by_day(files: list[StoredFile]) -> dict[dt.date, list[StoredFile]]:
     by_day: dict[dt.date, list[StoredFile]] = defaultdict(list)
     for f in files:
-        try:
+        if name_problem(f) is None:  # the others are the landing sensor's to reject
             by_day[landing_date(f.name)].append(f)
-        except RejectedFile:
-            pass  # badly named files are the landing sensor's to reject
     return by_day
 
 
@@ -44,7 +49,7 @@ def _files_by_day(files: list[StoredFile]) -> dict[dt.date, list[StoredFile]]:
     owners=["team:data-platform"],
 )
 def raw_flights(
-    context: dg.AssetExecutionContext, landing: StoreResource, lake_store: StoreResource
+    context: dg.AssetExecutionContext, landing: LandingZoneResource, lake_store: StoreResource
 ) -> dg.MaterializeResult:
     """Every flight the airline reported for the day, exactly as delivered (values kept as text),
     with the file and line each row came from. Typing and cleaning happen in the warehouse."""
@@ -60,7 +65,7 @@ def raw_flights(
             try:
                 frame = parse_flights_csv(f.name, data)
             except RejectedFile as e:
-                moved = reject(landing_zone, f.path, e)
+                moved = reject(landing_zone, f, e)
                 context.log.error("Rejected %s: %s (moved to %s)", f.name, e, moved)
                 rejected.append(str(e))
                 continue

@@ -11,19 +11,21 @@ of its own, which rejects it and fails visibly on that day's partition only.
 import datetime as dt
 import hashlib
 import json
+import time
 
 import dagster as dg
 
 from ml_platform.defs.lake.flights import raw_flights
 from ml_platform.defs.lake.weather import raw_weather
 from ml_platform.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions
-from ml_platform.defs.resources import StoreResource
+from ml_platform.defs.resources import LandingZoneResource
 from ml_platform.io.store import StoredFile
 from ml_platform.pipeline.landing import (
     RejectedFile,
     contiguous_ranges,
     landing_date,
     landing_files,
+    name_problem,
     parse_flights_csv,
     reject,
 )
@@ -54,30 +56,37 @@ def _run_request(first: dt.date, last: dt.date, files: list[StoredFile]) -> dg.R
 
 @dg.sensor(
     job=ingest_landing_job,
-    minimum_interval_seconds=15,
+    minimum_interval_seconds=5,  # a tick lists the zone (a stat per file) and reads new files only
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def landing_sensor(context: dg.SensorEvaluationContext, landing: StoreResource) -> dg.SensorResult:
-    """Ingests every new or changed flights file in the landing zone, several days per run."""
+def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZoneResource) -> dg.SensorResult:
+    """Ingests every new or changed flights file in the landing zone, several days per run; every
+    other file is moved to _rejected/ with its reason, once."""
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     store = landing.store()
     present = landing_files(store)
     cursor = {f.name: seen[f.name] for f in present if f.name in seen}
     good: list[tuple[dt.date, StoredFile]] = []
     requests: list[dg.RunRequest] = []
+    waiting = []
+    now = time.time()
     for f in present:
         if seen.get(f.name) == f.version:
             continue
-        try:
+        if not f.is_link and now - f.modified < landing.settle_seconds:
+            waiting.append(f.name)  # maybe still being written: looked at again next tick
+            continue
+        problem = name_problem(f)
+        if problem is None:
             day = landing_date(f.name)
             if not daily_partitions.has_partition_key(day.isoformat()):
-                raise RejectedFile(f.name, f"{day} is not a partition (days run from 2013-01-01 to today)")
-        except RejectedFile as e:
+                problem = RejectedFile(f.name, f"{day} is not a partition (days run from 2013-01-01 to today)")
+        if problem is not None:
             try:
-                moved = reject(store, f.path, e)
-                context.log.warning("Rejected %s: %s (moved to %s)", f.name, e, moved)
+                moved = reject(store, f, problem)
+                context.log.warning("Rejected %r: %s (moved to %s)", f.name, problem, moved)
             except Exception as err:  # leave it for the next tick, never fail the tick
-                context.log.error("Could not move %s to _rejected/: %s", f.name, err)
+                context.log.error("Could not move %r to _rejected/, will try again: %s", f.name, err)
             continue
         try:
             parse_flights_csv(f.name, store.read_bytes(f.path))
@@ -89,6 +98,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: StoreResource) 
             context.log.error("Could not read %s, will try again: %s", f.name, err)
             continue
         cursor[f.name] = f.version
+    if waiting:
+        context.log.info("Waiting for %s to stay unchanged for %ss", ", ".join(waiting), landing.settle_seconds)
 
     for first, last in contiguous_ranges([d for d, _ in good]):
         requests.append(_run_request(first, last, [f for d, f in good if first <= d <= last]))

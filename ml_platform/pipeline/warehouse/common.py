@@ -87,6 +87,8 @@ class Counts:
     loaded_rows: int = 0
     quarantined: Mapping[str, int] = field(default_factory=dict)  # rule -> rows
     added_rows: int = 0
+    # Rows the delivered files hold, counted from their lines without a CSV parser (None: not known).
+    source_rows: int | None = None
 
     @property
     def quarantined_rows(self) -> int:
@@ -94,7 +96,8 @@ class Counts:
 
     @property
     def balanced(self) -> bool:
-        return self.input_rows == self.loaded_rows + self.quarantined_rows
+        in_files = self.source_rows is None or self.source_rows == self.input_rows
+        return in_files and self.input_rows == self.loaded_rows + self.quarantined_rows
 
     def __add__(self, other: Counts) -> Counts:
         rules = dict(self.quarantined)
@@ -105,6 +108,9 @@ class Counts:
             self.loaded_rows + other.loaded_rows,
             rules,
             self.added_rows + other.added_rows,
+            None
+            if self.source_rows is None and other.source_rows is None
+            else (self.source_rows or 0) + (other.source_rows or 0),
         )
 
     def to_dict(self) -> dict:
@@ -114,6 +120,7 @@ class Counts:
             "quarantined_rows": self.quarantined_rows,
             "quarantined_by_rule": dict(sorted(self.quarantined.items())),
             "added_rows": self.added_rows,
+            **({} if self.source_rows is None else {"source_rows": self.source_rows}),
         }
 
 

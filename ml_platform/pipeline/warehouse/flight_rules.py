@@ -9,14 +9,17 @@ A raw row breaking the contract is not loaded and not lost: it goes to
                        with an optional sign (``1.5`` is refused, not rounded), time_hour
                        must be ``YYYY-MM-DDTHH:MM:SSZ``. The detail names each column.
 4. ``out_of_range``    month 1-12, day 1-31, hour 0-24, minute 0-59, every hhmm 0-2400 with
-                       minutes < 60, |delay| <= 1440 min, 0 < distance < 6000 miles,
-                       0 <= air_time <= 1000 min. The detail names each column.
-5. ``date_mismatch``   year/month/day is not the day of the partition the row came in.
-6. ``unknown_carrier`` carrier is not in ``core.dim_carriers``.
-7. ``unknown_origin``  origin is not EWR, JFK or LGA, or has no known time zone in ``core.dim_airports``.
-8. ``unknown_dest``    dest is empty or has no known time zone in ``core.dim_airports``
+                       minutes < 60, flight 1-9999, |delay| <= 1440 min, 0 < distance < 6000
+                       miles, 0 <= air_time <= 1000 min, carrier at most 2 characters, tailnum
+                       10, origin and dest 3 (the bounds of ``domain.flights``, which the staging
+                       contract checks too). The detail names each column.
+5. ``inconsistent``    dep_time is empty (a cancelled flight) but dep_delay is given.
+6. ``date_mismatch``   year/month/day is not the day of the partition the row came in.
+7. ``unknown_carrier`` carrier is not in ``core.dim_carriers``.
+8. ``unknown_origin``  origin is not EWR, JFK or LGA, or has no known time zone in ``core.dim_airports``.
+9. ``unknown_dest``    dest is empty or has no known time zone in ``core.dim_airports``
                        (its arrival could not be placed in time).
-9. ``duplicate_key``   another valid row has the same (flight_date, carrier, flight, origin,
+10. ``duplicate_key``   another valid row has the same (flight_date, carrier, flight, origin,
                        sched_dep_time); the row from the latest ``_source_file`` by name,
                        then the first line, is kept.
 
@@ -25,13 +28,14 @@ A flight whose tail number has no plane row is valid (``core.fct_flights.has_pla
 
 from __future__ import annotations
 
-from ml_platform.domain.flights import MAX_DELAY_MINUTES, NYC_ORIGINS, REQUIRED_SOURCE_COLUMNS, SOURCE_KEY
+from ml_platform.domain.flights import BOUNDS, MAX_LENGTH, NYC_ORIGINS, REQUIRED_SOURCE_COLUMNS, SOURCE_KEY
 
 RULES = (
     "parse_error",
     "missing_key",
     "bad_type",
     "out_of_range",
+    "inconsistent",
     "date_mismatch",
     "unknown_carrier",
     "unknown_origin",
@@ -90,23 +94,27 @@ RAW_CONTRACT: dict[str, tuple[str, ...]] = {
     "_source_sha256": ("VARCHAR",),
     "_source_line": _INTS,
     "_parse_error": ("VARCHAR",),
+    "_source_lines": _INTS,
 }
 REQUIRED_RAW_COLUMNS = (*REQUIRED_SOURCE_COLUMNS, "_source_file", "_source_line")
 
 _INT_PATTERN = r"\s*[+-]?\d+\s*"
 
-# column -> SQL condition that must hold (NULL values pass: missing is not out of range).
+# column -> SQL condition that must hold (NULL values pass: missing is not out of range). The
+# flight's own bounds and text lengths are the contract's (domain.flights), so every row the
+# staging contract would refuse is quarantined here first.
 RANGES: dict[str, str] = {
     "month": "month BETWEEN 1 AND 12",
     "day": "day BETWEEN 1 AND 31",
     "hour": "hour BETWEEN 0 AND 24",
     "minute": "minute BETWEEN 0 AND 59",
+    **{c: f"{c} BETWEEN {low} AND {high}" for c, (low, high) in BOUNDS.items()},
     **{c: f"{c} BETWEEN 0 AND 2400 AND {c} % 100 < 60" for c in HHMM_COLUMNS},
-    "dep_delay": f"abs(dep_delay) <= {MAX_DELAY_MINUTES}",
-    "arr_delay": f"abs(arr_delay) <= {MAX_DELAY_MINUTES}",
-    "distance": "distance > 0 AND distance < 6000",
     "air_time": "air_time BETWEEN 0 AND 1000",
 }
+LENGTHS: dict[str, int] = MAX_LENGTH
+# Raw values kept in quarantine.flights.raw_values are cut to this many characters.
+MAX_KEPT_CHARS = 200
 
 
 def typed_sql() -> str:
@@ -134,7 +142,20 @@ def bad_type_sql() -> str:
 
 
 def out_of_range_sql() -> str:
-    return _details([f"CASE WHEN NOT ({cond}) THEN '{c}=' || CAST({c} AS VARCHAR) END" for c, cond in RANGES.items()])
+    ranges = [f"CASE WHEN NOT ({cond}) THEN '{c}=' || CAST({c} AS VARCHAR) END" for c, cond in RANGES.items()]
+    lengths = [
+        f"CASE WHEN length({c}) > {n} THEN '{c} has ' || length({c}) || ' characters (at most {n})' END"
+        for c, n in LENGTHS.items()
+    ]
+    return _details(ranges + lengths)
+
+
+def kept_value_sql(column: str) -> str:
+    """A raw value as quarantine keeps it: whole up to ``MAX_KEPT_CHARS``, else its start and its length."""
+    return (
+        f"CASE WHEN length({column}) > {MAX_KEPT_CHARS} THEN left({column}, {MAX_KEPT_CHARS}) || '... ('"
+        f" || length({column}) || ' characters)' ELSE {column} END"
+    )
 
 
 def rule_sql() -> str:
@@ -145,6 +166,7 @@ def rule_sql() -> str:
         WHEN _missing_key IS NOT NULL THEN 'missing_key'
         WHEN _bad_type IS NOT NULL THEN 'bad_type'
         WHEN _out_of_range IS NOT NULL THEN 'out_of_range'
+        WHEN dep_time IS NULL AND dep_delay IS NOT NULL THEN 'inconsistent'
         WHEN year IS DISTINCT FROM year(flight_date) OR month IS DISTINCT FROM month(flight_date)
              OR day IS DISTINCT FROM day(flight_date) THEN 'date_mismatch'
         WHEN NOT _carrier_known THEN 'unknown_carrier'
@@ -160,6 +182,7 @@ def detail_sql() -> str:
         WHEN 'missing_key' THEN _missing_key
         WHEN 'bad_type' THEN 'will not cast: ' || _bad_type
         WHEN 'out_of_range' THEN 'out of range: ' || _out_of_range
+        WHEN 'inconsistent' THEN 'dep_time is empty (cancelled) but dep_delay is ' || dep_delay
         WHEN 'date_mismatch' THEN 'year/month/day ' || coalesce(raw_year, '?') || '-' || coalesce(raw_month, '?')
              || '-' || coalesce(raw_day, '?') || ' is not the partition day ' || flight_date
         WHEN 'unknown_carrier' THEN 'carrier ' || carrier || ' is not in core.dim_carriers'

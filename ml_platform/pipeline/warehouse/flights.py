@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from dataclasses import replace
 
 import duckdb
 
@@ -128,13 +129,20 @@ def _raw_source(conn: duckdb.DuckDBPyConnection, files: list[str]) -> tuple[str,
         "_source_sha256" if "_source_sha256" in present else "CAST(NULL AS VARCHAR) AS _source_sha256",
         "CAST(_source_line AS INTEGER) AS _source_line",
         "_parse_error" if "_parse_error" in present else "CAST(NULL AS VARCHAR) AS _parse_error",
+        "CAST(_source_lines AS INTEGER) AS _source_lines"
+        if "_source_lines" in present
+        else "CAST(NULL AS INTEGER) AS _source_lines",
     ]
     if files:
         source = "read_parquet($files, hive_partitioning = true, hive_types = {'date': DATE}, union_by_name = true)"
     else:  # no partition in the range: an empty input with the contract's columns
         text = (*contract.SOURCE_COLUMNS, "_source_file", "_source_sha256", "_parse_error")
         empty = ", ".join(
-            ["CAST(NULL AS DATE) AS date", "CAST(NULL AS INTEGER) AS _source_line"]
+            [
+                "CAST(NULL AS DATE) AS date",
+                "CAST(NULL AS INTEGER) AS _source_line",
+                "CAST(NULL AS INTEGER) AS _source_lines",
+            ]
             + [f"CAST(NULL AS VARCHAR) AS {c}" for c in text]
         )
         source = f"(SELECT {empty} WHERE false)"
@@ -246,7 +254,10 @@ def load_staging_flights(conn: duckdb.DuckDBPyConnection, lake: str, first: dt.d
         _classify(conn, raw_select, files)
         staged_cols = [*STAGING_COLUMNS, *extras]
         staged = f"SELECT {', '.join(staged_cols)} FROM {_TEMP} WHERE rule IS NULL"
-        raw_json = ", ".join([f"{c} := raw_{c}" for c in contract.SOURCE_COLUMNS] + [f"{e} := {e}" for e in extras])
+        raw_json = ", ".join(
+            [f"{c} := {contract.kept_value_sql(f'raw_{c}')}" for c in contract.SOURCE_COLUMNS]
+            + [f"{e} := {contract.kept_value_sql(e)}" for e in extras]
+        )
         range_filter = "flight_date BETWEEN $first AND $last"
         params = {"first": first, "last": last}
         with transaction(conn):
@@ -268,6 +279,14 @@ def load_staging_flights(conn: duckdb.DuckDBPyConnection, lake: str, first: dt.d
         days = counts_by_day(
             conn, f"SELECT flight_date, rule, false, count(*) FROM {_TEMP} GROUP BY ALL", None, first, last
         )
+        # What the files hold by their own line count (independent of the CSV reader), per day.
+        in_files = dict(
+            conn.execute(
+                f"SELECT flight_date, sum(lines) FROM (SELECT flight_date, _source_file, max(_source_lines) AS lines "
+                f"FROM {_TEMP} GROUP BY ALL) GROUP BY ALL HAVING count(lines) = count(*)"
+            ).fetchall()
+        )
+        days = {d: replace(c, source_rows=int(in_files[d])) if d in in_files else c for d, c in days.items()}
     finally:
         conn.execute(f"DROP TABLE IF EXISTS {_TEMP}")
     return LoadResult(TABLE, first, last, days, time.perf_counter() - started, tuple(added))
