@@ -8,7 +8,6 @@ full_refresh_job = dg.define_asset_job(
     "full_refresh",
     selection=(dg.AssetSelection.groups("lake", "warehouse", "features") - dg.AssetSelection.assets(TRAINING_SET))
     | dg.AssetSelection.assets(PREDICTIONS, PERFORMANCE),
-    executor_def=dg.in_process_executor,
     description="Rebuilds the lake, warehouse, features, predictions and performance of a range of "
     "days in one run (select the range in the launchpad). Training stays with train_and_promote.",
 )

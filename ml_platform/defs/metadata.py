@@ -7,6 +7,8 @@ from collections.abc import Mapping
 import dagster as dg
 import polars as pl
 
+from ml_platform.io.warehouse import committed_snapshot
+
 
 def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()])
@@ -64,3 +66,13 @@ def add_daily_metadata(
     for day, metadata in per_day.items():
         key = day if isinstance(day, str) else day.isoformat()
         context.add_asset_metadata(dict(metadata), asset_key=asset_key, partition_key=key)
+
+
+SNAPSHOT_KEY = "ducklake_snapshot_id"
+
+
+def snapshot_metadata(conn) -> dict:
+    """``ducklake_snapshot_id``: the warehouse snapshot the step's last write committed, for time travel
+    (``SELECT ... FROM core.fct_flights AT (VERSION => n)``); empty when the step wrote nothing."""
+    snapshot = committed_snapshot(conn)
+    return {} if snapshot is None else {SNAPSHOT_KEY: snapshot}

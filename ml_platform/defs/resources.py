@@ -6,17 +6,17 @@ code location loads (``definitions.py``), never from the environment at import t
 """
 
 import datetime as dt
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import dagster as dg
+import duckdb
 from dagster_aws.s3 import S3Resource
-from dagster_duckdb import DuckDBResource
 from pydantic import PrivateAttr
 
 from ml_platform.io.registry import ModelRegistry
 from ml_platform.io.store import Store, is_s3, open_store
-from ml_platform.io.warehouse import configure_lake_access
+from ml_platform.io.warehouse import WarehouseConfig, WarehouseConfigError, commit_info, connect_warehouse
 from ml_platform.io.weather_client import WeatherClient
 from ml_platform.pipeline import retraining
 from ml_platform.pipeline.drift import DRIFT_ERROR, DRIFT_WARN
@@ -106,12 +106,47 @@ class RetrainPolicyConfig(dg.ConfigurableResource):
         return retraining.RetrainPolicy(self.new_days, dt.timedelta(days=self.every_days))
 
 
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckLake warehouse: its catalog (``sqlite:<file>`` embedded, ``postgres:<libpq string>`` in
+    production), the folder or ``s3://`` prefix of its data files, and DuckDB's memory limit.
+
+    A run checks it can reach the catalog (and S3) when it starts, so a wrong setting fails the run
+    at once with a message naming it. Every commit a step makes records the Dagster run id in its
+    DuckLake snapshot (``commit_extra_info``).
+    """
+
+    catalog_url: str
+    data_url: str
+    memory_limit: str = ""
+    snapshot_retention_days: int = 7  # maintenance expires older snapshots: time travel reaches this far
+    _run_id: str = PrivateAttr(default="")
+
+    def config(self) -> WarehouseConfig:
+        return WarehouseConfig(self.catalog_url, self.data_url, self.memory_limit)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._run_id = context.run.run_id if context.run else ""
+        try:
+            connect_warehouse(self.config()).close()
+        except WarehouseConfigError as e:
+            raise dg.Failure(description=str(e)) from None
+
+    @contextmanager
+    def connect(self, lake_url: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection to the warehouse (instants in UTC) that can also read the lake at ``lake_url``."""
+        try:
+            conn = connect_warehouse(self.config(), lake_url=lake_url)
+        except WarehouseConfigError as e:
+            raise dg.Failure(description=str(e)) from None
+        try:
+            with commit_info(dagster_run_id=self._run_id):
+                yield conn
+        finally:
+            conn.close()
+
+
 @contextmanager
-def warehouse_connection(warehouse: DuckDBResource, lake_url: str | None = None):
-    """A short-lived warehouse connection (instants in UTC) that can also read the lake."""
-    Path(warehouse.database).parent.mkdir(parents=True, exist_ok=True)
-    with warehouse.get_connection() as conn:
-        conn.execute("SET TimeZone = 'UTC'")
-        if lake_url:
-            configure_lake_access(conn, lake_url)
+def warehouse_connection(warehouse: WarehouseResource, lake_url: str | None = None):
+    """``warehouse.connect(lake_url)``: a short-lived warehouse connection that can also read the lake."""
+    with warehouse.connect(lake_url) as conn:
         yield conn

@@ -17,28 +17,45 @@ import polars as pl
 from ml_platform.domain.calendar import days_between
 from ml_platform.domain.flights import FLIGHT_KEY
 from ml_platform.io.warehouse import transaction
+from ml_platform.pipeline.warehouse.common import ensure_schemas
+from ml_platform.pipeline.warehouse.schema import ensure_table
 
 PREDICTIONS = "ml.predictions"
 PERFORMANCE = "ml.model_performance"
 KEY = FLIGHT_KEY
 
-_DDL = f"""
-CREATE SCHEMA IF NOT EXISTS ml;
-CREATE TABLE IF NOT EXISTS {PREDICTIONS} (
-    flight_date DATE, carrier VARCHAR, flight INTEGER, origin VARCHAR, sched_dep_time INTEGER,
-    model_version INTEGER, predicted_at TIMESTAMPTZ, probability DOUBLE, predicted_class BOOLEAN,
-    threshold DOUBLE, scored_at TIMESTAMPTZ
-);
-CREATE TABLE IF NOT EXISTS {PERFORMANCE} (
-    flight_date DATE, model_version INTEGER, flights INTEGER, delayed INTEGER,
-    roc_auc DOUBLE, pr_auc DOUBLE, brier DOUBLE, mean_probability DOUBLE, observed_rate DOUBLE,
-    computed_at TIMESTAMPTZ
-);
-"""
+PREDICTION_COLUMNS = {
+    "flight_date": "DATE",
+    "carrier": "VARCHAR",
+    "flight": "INTEGER",
+    "origin": "VARCHAR",
+    "sched_dep_time": "INTEGER",
+    "model_version": "INTEGER",
+    "predicted_at": "TIMESTAMPTZ",
+    "probability": "DOUBLE",
+    "predicted_class": "BOOLEAN",
+    "threshold": "DOUBLE",
+    "scored_at": "TIMESTAMPTZ",
+}
+PERFORMANCE_COLUMNS = {
+    "flight_date": "DATE",
+    "model_version": "INTEGER",
+    "flights": "INTEGER",
+    "delayed": "INTEGER",
+    "roc_auc": "DOUBLE",
+    "pr_auc": "DOUBLE",
+    "brier": "DOUBLE",
+    "mean_probability": "DOUBLE",
+    "observed_rate": "DOUBLE",
+    "computed_at": "TIMESTAMPTZ",
+}
 
 
 def create_tables(conn: duckdb.DuckDBPyConnection) -> None:
-    conn.execute(_DDL)
+    """Create ``ml.predictions`` and ``ml.model_performance`` if missing (nothing is written when both exist)."""
+    ensure_schemas(conn, ("ml",))
+    ensure_table(conn, PREDICTIONS, PREDICTION_COLUMNS)
+    ensure_table(conn, PERFORMANCE, PERFORMANCE_COLUMNS)
 
 
 def scored_by(conn: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> dict[dt.date, set[int]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 
 import dagster as dg
 import pytest
@@ -153,18 +152,14 @@ def test_s3_landing_zone_and_lake(settings, s3_env, monkeypatch, instance):
     assert lake.read_partition(lake_store, "flights", JAN1).height == 842
     assert lake.read_partition(lake_store, "weather", JAN1).height == 67
 
-    # DuckDB reads the Hive-partitioned lake straight from S3, offline (httpfs from PyPI).
+    # DuckDB reads the Hive-partitioned lake straight from S3, offline (httpfs LOADed by path from its
+    # PyPI wheel, never installed into ~/.duckdb; the S3 secret from the AWS_* variables).
     import duckdb
-    import duckdb_extensions
+
+    from ml_platform.io.warehouse import configure_lake_access
 
     con = duckdb.connect()
-    duckdb_extensions.import_extension("httpfs")
-    con.execute("LOAD httpfs")
-    endpoint = os.environ["AWS_ENDPOINT_URL"].removeprefix("http://")
-    con.execute(
-        "CREATE SECRET (TYPE s3, KEY_ID 'testing', SECRET 'testing', REGION 'us-east-1', "
-        f"ENDPOINT '{endpoint}', URL_STYLE 'path', USE_SSL false)"
-    )
+    configure_lake_access(con, s3.lake_url)
     rows = con.execute(
         f"SELECT date, count(*) FROM read_parquet('s3://{s3_env}/lake/raw/flights/*/*.parquet', "
         "hive_partitioning = true) GROUP BY date ORDER BY date"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
-import duckdb
 import mlflow
 import pandera.polars as pa
 import polars as pl
@@ -19,6 +18,7 @@ from ml_platform.defs.models.retraining import RetrainPolicyConfig, retraining_s
 from ml_platform.defs.warehouse.assets import dim_airports, dim_carriers, dim_planes
 from ml_platform.domain import contracts
 from ml_platform.io.store import open_store
+from ml_platform.io.warehouse import connect_warehouse
 from ml_platform.ops.bootstrap import replay, seed
 from ml_platform.pipeline import features as ft
 from ml_platform_tests.conftest import free_port
@@ -118,7 +118,7 @@ def test_train_promote_score_measure_and_roll_back(settings, six_weeks, mlflow_s
     # Days after the cut-off are scored; days it trained on are not.
     scoring = run_days(instance, "score_days", "2013-01-20", "2013-02-07")
     assert scoring.success
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+    with connect_warehouse(settings.warehouse, read_only=True) as conn:
         scored = dict(
             conn.execute("SELECT flight_date, count(*) FROM ml.predictions GROUP BY ALL ORDER BY 1").fetchall()
         )
@@ -166,7 +166,7 @@ def test_train_promote_score_measure_and_roll_back(settings, six_weeks, mlflow_s
     request = _retraining(instance)  # only the days after 02-07 count, not the refused or promoted past
     assert request.tags["ml_platform/retrain_reason"] == "7 new labelled days (2013-02-08..2013-02-14) since 2013-02-07"
     assert run_days(instance, "score_days", "2013-02-01", "2013-02-14").success
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+    with connect_warehouse(settings.warehouse, read_only=True) as conn:
         versions = dict(
             conn.execute("SELECT flight_date, min(model_version) FROM ml.predictions GROUP BY ALL").fetchall()
         )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
-import duckdb
 import pytest
 
 from ml_platform.defs import keys
@@ -14,6 +13,7 @@ from ml_platform.defs.lake.reference import raw_reference_tables
 from ml_platform.defs.warehouse.assets import dim_airports, dim_carriers, dim_planes
 from ml_platform.devdata.reference_data import flights_csv_for_day
 from ml_platform.io.store import open_store
+from ml_platform.io.warehouse import connect_warehouse
 from ml_platform.ops.bootstrap import replay, seed
 from ml_platform.pipeline.warehouse import common
 from ml_platform_tests.helpers import platform_defs, run_days
@@ -47,7 +47,7 @@ def test_a_week_loads_in_one_run_with_every_row_accounted_for(settings, loaded_w
     assert result.success
     assert len(instance.get_runs(filters=dg.RunsFilter(job_name="load_warehouse"))) == 1
 
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+    with connect_warehouse(settings.warehouse, read_only=True) as conn:
         (staged,) = conn.execute("SELECT count(*) FROM staging.flights WHERE flight_date = '2013-01-01'").fetchone()
         (fact,) = conn.execute("SELECT count(*) FROM core.fct_flights WHERE flight_date = '2013-01-01'").fetchone()
         (weather,) = conn.execute("SELECT count(DISTINCT origin) FROM staging.weather").fetchone()
@@ -113,7 +113,7 @@ def test_a_day_whose_rows_all_fail_stops_loudly_and_blocks_downstream(settings, 
     evaluation = record.event.dagster_event.event_specific_data
     assert not evaluation.passed
     assert evaluation.description == (f"every row quarantined on 2013-01-08 (rules: {{'unknown_carrier': {len(bad)}}})")
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+    with connect_warehouse(settings.warehouse, read_only=True) as conn:
         (quarantined,) = conn.execute(
             "SELECT count(*) FROM quarantine.flights WHERE flight_date = '2013-01-08' AND rule = 'unknown_carrier'"
         ).fetchone()

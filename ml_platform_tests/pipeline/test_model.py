@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
 import numpy as np
 import polars as pl
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from ml_platform.devdata.offline_year import build_year_warehouse
 from ml_platform.pipeline import model as m
 from ml_platform.pipeline.features import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES, build_flight_features
+from ml_platform_tests.warehouses import connect, embedded_config
 
 FIRST, LAST = dt.date(2013, 1, 1), dt.date(2013, 2, 28)
 FAST = {"max_iter": 40}
@@ -25,7 +25,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def frame(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
     root = tmp_path_factory.mktemp("model")
-    conn = duckdb.connect(str(root / "w.duckdb"))
+    conn = connect(embedded_config(root / "warehouse"))
     build_year_warehouse(conn, root / "lake", FIRST, LAST)
     build_flight_features(conn, FIRST, LAST)
     rows = conn.execute("SELECT * FROM features.flight_features").pl()

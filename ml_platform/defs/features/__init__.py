@@ -7,7 +7,6 @@ from ml_platform.defs.features.assets import flight_features, flight_training_se
 build_features_job = dg.define_asset_job(
     "build_features",
     selection=[flight_features],
-    executor_def=dg.in_process_executor,
     description="Builds the features of days (or a range of days, in one run).",
 )
 

@@ -3,18 +3,24 @@
 import datetime as dt
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from ml_platform.defs.automation import on_upstream_change
 from ml_platform.defs.checks import contract_result, contract_spec
 from ml_platform.defs.keys import FCT_FLIGHTS, FEATURES, STAGING_WEATHER, TRAINING_SET
-from ml_platform.defs.metadata import add_daily_metadata, add_table_schema, column_schema
+from ml_platform.defs.metadata import (
+    SNAPSHOT_KEY,
+    add_daily_metadata,
+    add_table_schema,
+    column_schema,
+    snapshot_metadata,
+)
 from ml_platform.defs.partitions import daily_partitions, day_range
-from ml_platform.defs.resources import FeatureSettings, StoreResource, warehouse_connection
-from ml_platform.defs.warehouse.assets import POOL
+from ml_platform.defs.pools import pool_for
+from ml_platform.defs.resources import FeatureSettings, StoreResource, WarehouseResource
 from ml_platform.domain import contracts
 from ml_platform.domain.calendar import days_between
 from ml_platform.io.store import Store
+from ml_platform.io.warehouse import snapshot_read
 from ml_platform.pipeline import features as ft
 from ml_platform.pipeline import lake, training_set
 from ml_platform.pipeline.drift import DRIFT_FEATURES, drift_report, severity
@@ -112,7 +118,7 @@ def _drift_result(conn, store: Store, last: dt.date, settings: FeatureSettings) 
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"duckdb", "parquet"},
-    pool=POOL,
+    pool=pool_for(FEATURES),
     automation_condition=on_upstream_change(),
     output_required=False,
     check_specs=[
@@ -135,7 +141,7 @@ def _drift_result(conn, store: Store, last: dt.date, settings: FeatureSettings) 
 )
 def flight_features(
     context: dg.AssetExecutionContext,
-    warehouse: DuckDBResource,
+    warehouse: WarehouseResource,
     lake_store: StoreResource,
     feature_settings: FeatureSettings,
 ):
@@ -146,7 +152,7 @@ def flight_features(
     blocking check are neither published nor materialized, so nothing downstream uses them."""
     first, last = day_range(context)
     store = lake_store.store()
-    with warehouse_connection(warehouse, lake_store.url) as conn:
+    with warehouse.connect(lake_store.url) as conn:
         result = ft.build_flight_features(
             conn, first, last, horizon_minutes=feature_settings.prediction_horizon_minutes
         )
@@ -182,6 +188,7 @@ def flight_features(
                 metadata={
                     "horizon_minutes": result.horizon_minutes,
                     "build_seconds": round(result.seconds, 2),
+                    **snapshot_metadata(conn),
                 }
             )
         yield from blocking
@@ -203,8 +210,7 @@ class TrainingSetConfig(dg.Config):
 @dg.asset(
     key=TRAINING_SET,
     deps=[FEATURES],
-    kinds={"parquet"},
-    pool=POOL,
+    kinds={"parquet"},  # reads a committed snapshot of the features: no pool
     check_specs=[contract_spec(TRAINING_SET, contracts.FlightFeatures)],
     output_required=False,  # unchanged rows: nothing new, and nothing downstream retrains
     **SPEC,
@@ -212,7 +218,7 @@ class TrainingSetConfig(dg.Config):
 def flight_training_set(
     context: dg.AssetExecutionContext,
     config: TrainingSetConfig,
-    warehouse: DuckDBResource,
+    warehouse: WarehouseResource,
     lake_store: StoreResource,
 ):
     """The labelled flights of a window of days, frozen as one Parquet snapshot in the lake and
@@ -220,7 +226,7 @@ def flight_training_set(
     When the rows are the same as the newest snapshot's, nothing is materialized and the model
     does not retrain."""
     store = lake_store.store()
-    with warehouse_connection(warehouse) as conn:
+    with warehouse.connect() as conn, snapshot_read(conn) as read_at:
         frame = training_set.select(conn, config.first_day or None, config.last_day or None)
     previous = context.instance.get_latest_materialization_event(TRAINING_SET)
     snapshot = training_set.write_snapshot(store, frame)
@@ -237,6 +243,8 @@ def flight_training_set(
             "dagster/row_count": snapshot.rows,
             "dagster/column_schema": column_schema(frame),
             "content_sha256": snapshot.digest,
+            # the warehouse as it was read: SELECT ... FROM features.flight_features AT (VERSION => n)
+            **({SNAPSHOT_KEY: read_at} if read_at is not None else {}),
             "first_day": str(snapshot.first_day),
             "last_day": str(snapshot.last_day),
             "delayed_share": round(snapshot.delayed_share, 4),

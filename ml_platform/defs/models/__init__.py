@@ -15,7 +15,6 @@ from ml_platform.defs.models.retraining import retraining_sensor
 train_and_promote_job = dg.define_asset_job(
     "train_and_promote",
     selection=[flight_training_set, flight_delay_model, champion_model],
-    executor_def=dg.in_process_executor,
     description="Freezes a training set, trains a challenger, and promotes it if it beats the champion "
     "(the retraining sensor runs it when its policy says so).",
 )
@@ -27,7 +26,6 @@ rollback_job = dg.define_asset_job(
 score_days_job = dg.define_asset_job(
     "score_days",
     selection=[flight_predictions, model_performance],
-    executor_def=dg.in_process_executor,
     description="Scores days with the champion and measures the realized performance (one run per range).",
 )
 

@@ -10,14 +10,13 @@ from dataclasses import astuple
 
 import dagster as dg
 import polars as pl
-from dagster_duckdb import DuckDBResource
 
 from ml_platform.defs.automation import on_upstream_change
 from ml_platform.defs.keys import CHAMPION, FCT_FLIGHTS, FEATURES, MODEL, PERFORMANCE, PREDICTIONS, TRAINING_SET
-from ml_platform.defs.metadata import add_daily_metadata, add_table_schema, json_rows
+from ml_platform.defs.metadata import add_daily_metadata, add_table_schema, json_rows, snapshot_metadata
 from ml_platform.defs.partitions import daily_partitions, day_range
-from ml_platform.defs.resources import MLflowResource, StoreResource, warehouse_connection
-from ml_platform.defs.warehouse.assets import POOL
+from ml_platform.defs.pools import pool_for
+from ml_platform.defs.resources import MLflowResource, StoreResource, WarehouseResource
 from ml_platform.domain import lake_layout
 from ml_platform.domain.calendar import days_between
 from ml_platform.io import registry
@@ -28,12 +27,11 @@ from ml_platform.pipeline import predictions as pr
 from ml_platform.pipeline.warehouse.common import read_days
 
 SPEC = dict(group_name="models", owners=["team:ml"])
-# Predictions and performance: one row set per day, a range in one run, in the warehouse pool.
+# Predictions and performance: one row set per day, a range in one run, each in its table's pool.
 DAILY = dict(
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"duckdb", "parquet"},
-    pool=POOL,
     **SPEC,
 )
 PIP_REQUIREMENTS = ["scikit-learn==1.9.1", "pandas", "numpy"]
@@ -230,11 +228,12 @@ def champion_model(
     # A day is scored when its features are built. A new champion rescores nothing, but days
     # whose features came while there was no champion yet are scored as soon as one exists.
     automation_condition=on_upstream_change(ignore=(CHAMPION,)),
+    pool=pool_for(PREDICTIONS),
     **DAILY,
 )
 def flight_predictions(
     context: dg.AssetExecutionContext,
-    warehouse: DuckDBResource,
+    warehouse: WarehouseResource,
     mlflow_tracking: MLflowResource,
     lake_store: StoreResource,
 ) -> dg.MaterializeResult:
@@ -259,12 +258,13 @@ def flight_predictions(
             description=f"Model version {version} does not fit the features: {mismatch}",
             metadata={"missing": mismatch["missing"], "unexpected": mismatch["unexpected"]},
         )
-    with warehouse_connection(warehouse) as conn:
+    with warehouse.connect() as conn:
         todo, skipped = pr.days_to_score(conn, first, last, version, info.training_cutoff)
         rows = read_days(conn, ft.TABLE, "flight_date", first, last).filter(pl.col("flight_date").is_in(todo))
         scored = pr.score(pipeline, rows, version, threshold, dt.datetime.now(dt.UTC))
         pr.write_predictions(conn, scored, todo, version)
         published = read_days(conn, pr.PREDICTIONS, "flight_date", first, last)
+        snapshot = snapshot_metadata(conn)
     lake.publish_days(store, "predictions", published, days_between(first, last), "flight_date")
     per_day = dict(scored.group_by("flight_date").len().iter_rows())
     add_daily_metadata(
@@ -282,6 +282,7 @@ def flight_predictions(
             "scored_days": len(todo),
             "days_left_as_they_were": len(skipped),
             "mean_probability": float(scored["probability"].mean()) if scored.height else None,
+            **snapshot,
         }
     )
 
@@ -301,16 +302,18 @@ REALIZED_AUC_BOUND = 0.65
             description=f"ROC AUC of the last 7 days' predictions, once landed, is at least {REALIZED_AUC_BOUND}.",
         ),
     ],
+    pool=pool_for(PERFORMANCE),
     **DAILY,
 )
-def model_performance(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake_store: StoreResource):
+def model_performance(context: dg.AssetExecutionContext, warehouse: WarehouseResource, lake_store: StoreResource):
     """How good the predictions turned out: per day and model version, realized ROC AUC, PR AUC,
     Brier score and calibration (mean predicted probability next to the observed delay rate),
     from out-of-sample predictions of flights that have landed."""
     first, last = day_range(context)
-    with warehouse_connection(warehouse) as conn:
+    with warehouse.connect() as conn:
         frame = pr.compute_performance(conn, first, last)
         auc_7d = pr.realized_auc(conn, last)
+        snapshot = snapshot_metadata(conn)
     lake.publish_days(lake_store.store(), "model_performance", frame, days_between(first, last), "flight_date")
     add_daily_metadata(
         context,
@@ -320,7 +323,7 @@ def model_performance(context: dg.AssetExecutionContext, warehouse: DuckDBResour
         },
     )
     add_table_schema(context, last, frame)
-    yield dg.MaterializeResult(metadata={"rows": frame.height})
+    yield dg.MaterializeResult(metadata={"rows": frame.height, **snapshot})
     yield dg.AssetCheckResult(
         asset_key=PERFORMANCE,
         check_name="realized_auc_7d",

@@ -1,13 +1,13 @@
-"""The DuckDB warehouse: typed staging tables with row-level quarantine, dimensions and the fact.
+"""The DuckLake warehouse: typed staging tables with row-level quarantine, dimensions and the fact.
 
-Every step that opens the warehouse file is in the ``warehouse`` pool (one at a
-time, see dagster.yaml): DuckDB allows one process per file once one writes.
-Each load replaces exactly its days in one transaction; a range is one statement.
+Each step that writes a table runs in that table's pool (``defs/pools.py``, one step at a time
+per pool, dagster.yaml), so steps writing different tables run side by side. Each load replaces
+exactly its days in one transaction (one DuckLake snapshot, its id in the metadata as
+``ducklake_snapshot_id``); a range is one statement.
 """
 
 import dagster as dg
 import polars as pl
-from dagster_duckdb import DuckDBResource
 
 from ml_platform.defs.automation import on_upstream_change
 from ml_platform.defs.checks import (
@@ -27,15 +27,21 @@ from ml_platform.defs.keys import (
     STAGING_FLIGHTS,
     STAGING_WEATHER,
 )
-from ml_platform.defs.metadata import add_daily_metadata, add_table_schema, column_schema, sample_rows
+from ml_platform.defs.metadata import (
+    add_daily_metadata,
+    add_table_schema,
+    column_schema,
+    sample_rows,
+    snapshot_metadata,
+)
 from ml_platform.defs.partitions import daily_partitions, day_range
-from ml_platform.defs.resources import StoreResource, warehouse_connection
+from ml_platform.defs.pools import pool_for
+from ml_platform.defs.resources import StoreResource, WarehouseResource
 from ml_platform.domain import contracts
 from ml_platform.io.warehouse import ident, table_name
 from ml_platform.pipeline import warehouse as wh
 from ml_platform.pipeline.warehouse.common import read_days, read_days_in_parts
 
-POOL = "warehouse"
 SPEC = dict(group_name="warehouse", owners=["team:data-platform"])
 PARTITIONED = dict(partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
 
@@ -179,24 +185,28 @@ def _worst_day(asset: dg.AssetKey, name: str, share: pl.DataFrame, limit: float,
 
 
 def _dimension(name: str, raw_key: dg.AssetKey, loader, model_doc: str) -> dg.AssetsDefinition:
+    table = table_name(f"core.dim_{name}")
+
     @dg.asset(
         key=DIMS[name],
         deps=[raw_key],
         kinds={"duckdb"},
         automation_condition=dg.AutomationCondition.eager(),
         description=model_doc,
-        pool=POOL,
+        pool=pool_for(DIMS[name]),
         **SPEC,
     )
-    def _dim(warehouse: DuckDBResource, lake_store: StoreResource) -> dg.MaterializeResult:
-        with warehouse_connection(warehouse, lake_store.url) as conn:
+    def _dim(warehouse: WarehouseResource, lake_store: StoreResource) -> dg.MaterializeResult:
+        with warehouse.connect(lake_store.url) as conn:
             counts = loader(conn, lake_store.url)
-            frame = conn.execute(f"SELECT * FROM core.dim_{name}").pl()
+            frame = conn.execute(f"SELECT * FROM {table}").pl()
+            snapshot = snapshot_metadata(conn)
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": frame.height,
                 "dagster/column_schema": column_schema(frame),
                 **counts.to_dict(),
+                **snapshot,
             }
         )
 
@@ -241,13 +251,14 @@ dim_planes = _dimension("planes", RAW_TABLES["planes"], wh.load_dim_planes, "Pla
         _accounted_spec(STAGING_FLIGHTS),
         threshold_spec(STAGING_FLIGHTS, "cancelled_share", "Share of cancelled flights per day."),
     ],
-    pool=POOL,
+    pool=pool_for(STAGING_FLIGHTS),  # quarantine.flights is written in the same transaction
     **PARTITIONED,
 )
-def staging_flights(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake_store: StoreResource):
+def staging_flights(context: dg.AssetExecutionContext, warehouse: WarehouseResource, lake_store: StoreResource):
     first, last = day_range(context)
-    with warehouse_connection(warehouse, lake_store.url) as conn:
+    with warehouse.connect(lake_store.url) as conn:
         result = wh.load_staging_flights(conn, lake_store.url, first, last)
+        snapshot = snapshot_metadata(conn)
         contract = contract_result(
             STAGING_FLIGHTS,
             contracts.StagingFlights,
@@ -259,13 +270,14 @@ def staging_flights(context: dg.AssetExecutionContext, warehouse: DuckDBResource
     context.log.info("staging.flights %s..%s: %s", first, last, result.total.to_dict())
     _add_daily_counts(context, result, STAGING_FLIGHTS, QUARANTINE_FLIGHTS)
     add_table_schema(context, last, columns, STAGING_FLIGHTS, STAGING_FLIGHTS_LINEAGE)
-    yield dg.MaterializeResult(asset_key=STAGING_FLIGHTS, metadata=_load_metadata(result))
+    yield dg.MaterializeResult(asset_key=STAGING_FLIGHTS, metadata={**_load_metadata(result), **snapshot})
     yield dg.MaterializeResult(
         asset_key=QUARANTINE_FLIGHTS,
         metadata={
             "dagster/row_count": result.total.quarantined_rows,
             "by_rule": dg.MetadataValue.json(dict(sorted(result.total.quarantined.items()))),
             "sample": sample_rows(quarantined),
+            **snapshot,
         },
     )
     yield contract
@@ -286,17 +298,18 @@ def staging_flights(context: dg.AssetExecutionContext, warehouse: DuckDBResource
             "Share of flights whose tail number is not in the planes table (kept, flagged has_plane = false).",
         ),
     ],
-    pool=POOL,
+    pool=pool_for(FCT_FLIGHTS),
     **SPEC,
     **PARTITIONED,
 )
-def fct_flights(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+def fct_flights(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """One row per flight with its airline, airports and plane, and the label `is_delayed`
     (arrival more than 15 minutes late; empty for cancelled and diverted flights). Flights
     whose plane is unknown stay, with empty plane columns and `has_plane` false."""
     first, last = day_range(context)
-    with warehouse_connection(warehouse) as conn:
+    with warehouse.connect() as conn:
         result = wh.load_fct_flights(conn, first, last)
+        snapshot = snapshot_metadata(conn)
         contract = contract_result(
             FCT_FLIGHTS, contracts.FctFlights, read_days_in_parts(conn, "core.fct_flights", "flight_date", first, last)
         )
@@ -304,7 +317,7 @@ def fct_flights(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
         no_plane = _share_per_day(conn, "core.fct_flights", "flight_date", "NOT has_plane", first, last)
     _add_daily_counts(context, result, FCT_FLIGHTS)
     add_table_schema(context, last, columns, lineage=FCT_FLIGHTS_LINEAGE)
-    yield dg.MaterializeResult(metadata=_load_metadata(result))
+    yield dg.MaterializeResult(metadata={**_load_metadata(result), **snapshot})
     yield contract
     yield _worst_day(
         FCT_FLIGHTS,
@@ -342,26 +355,33 @@ def fct_flights(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
         _accounted_spec(STAGING_WEATHER),
         threshold_spec(STAGING_WEATHER, "imputed_share", "Share of weather hours filled by imputation."),
     ],
-    pool=POOL,
+    pool=pool_for(STAGING_WEATHER),  # quarantine.weather is written in the same transaction
     **PARTITIONED,
 )
-def staging_weather(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake_store: StoreResource):
+def staging_weather(context: dg.AssetExecutionContext, warehouse: WarehouseResource, lake_store: StoreResource):
     first, last = day_range(context)
-    with warehouse_connection(warehouse, lake_store.url) as conn:
+    with warehouse.connect(lake_store.url) as conn:
         result = wh.load_staging_weather(conn, lake_store.url, first, last)
+        snapshot = snapshot_metadata(conn)
         frame = read_days(conn, "staging.weather", "weather_date", first, last)
         quarantined = read_days(conn, "quarantine.weather", "weather_date", first, last)
     _add_daily_counts(context, result, STAGING_WEATHER, QUARANTINE_WEATHER)
     add_table_schema(context, last, frame, STAGING_WEATHER)
     yield dg.MaterializeResult(
         asset_key=STAGING_WEATHER,
-        metadata={**_load_metadata(result), "dagster/row_count": frame.height, "imputed_rows": result.total.added_rows},
+        metadata={
+            **_load_metadata(result),
+            "dagster/row_count": frame.height,
+            "imputed_rows": result.total.added_rows,
+            **snapshot,
+        },
     )
     yield dg.MaterializeResult(
         asset_key=QUARANTINE_WEATHER,
         metadata={
             "dagster/row_count": quarantined.height,
             "sample": sample_rows(quarantined),
+            **snapshot,
         },
     )
     yield contract_result(STAGING_WEATHER, contracts.StagingWeather, frame)

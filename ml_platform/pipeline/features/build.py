@@ -23,10 +23,10 @@ import duckdb
 
 from ml_platform.domain.calendar import check_range, days_between
 from ml_platform.domain.features import COLUMNS, DEFAULT_HORIZON_MINUTES, MAX_HORIZON_MINUTES, TABLE
-from ml_platform.io.warehouse import transaction
+from ml_platform.io.warehouse import run_ddl, transaction
 from ml_platform.pipeline.features.holidays import holidays_around
 from ml_platform.pipeline.features.sql import FEATURES_SQL, HISTORY_LOOKBACK_DAYS, WEATHER_LOOKBACK_DAYS
-from ml_platform.pipeline.warehouse.common import rows_per_day, runs_of_days
+from ml_platform.pipeline.warehouse.common import ensure_schemas, rows_per_day, runs_of_days
 from ml_platform.pipeline.warehouse.schema import ensure_table, table_columns
 
 # Bounds the memory of one build, whatever the length of the range: at 10 times the real
@@ -64,12 +64,12 @@ class FeatureBuildResult:
 
 def create_table(conn: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
     """Create ``features.flight_features`` if needed; add columns a newer version defines. Returns the added ones."""
-    conn.execute("CREATE SCHEMA IF NOT EXISTS features")
+    ensure_schemas(conn, ("features",))
     ensure_table(conn, TABLE, COLUMNS)
     present = table_columns(conn, TABLE)
     added = tuple(c for c in COLUMNS if c not in present)
-    for column in added:
-        conn.execute(f"ALTER TABLE {TABLE} ADD COLUMN {column} {COLUMNS[column]}")
+    if added:
+        run_ddl(conn, *(f"ALTER TABLE {TABLE} ADD COLUMN {column} {COLUMNS[column]}" for column in added))
     return added
 
 

@@ -17,14 +17,22 @@ import polars as pl
 
 from ml_platform.domain.calendar import days_between
 from ml_platform.domain.lake_layout import day_files_glob
-from ml_platform.io.warehouse import ident, sql_string, table_name
+from ml_platform.io.warehouse import ident, run_ddl, sql_string, table_name
 
 SCHEMAS = ("staging", "core", "quarantine")
 
 
-def ensure_schemas(conn: duckdb.DuckDBPyConnection) -> None:
-    for schema in SCHEMAS:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
+def ensure_schemas(conn: duckdb.DuckDBPyConnection, schemas: tuple[str, ...] = SCHEMAS) -> None:
+    """Create the missing ones among ``schemas``; when none is missing, nothing is written (no lock taken)."""
+    present = {
+        r[0]
+        for r in conn.execute(
+            "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = current_database()"
+        ).fetchall()
+    }
+    missing = [s for s in schemas if s not in present]
+    if missing:
+        run_ddl(conn, *(f"CREATE SCHEMA IF NOT EXISTS {ident(s)}" for s in missing))
 
 
 # ---------------------------------------------------------------- time zones

