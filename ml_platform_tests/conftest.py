@@ -80,6 +80,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weather_api_url: s
     monkeypatch.setenv("ML_PLATFORM_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ML_PLATFORM_WEATHER_API_URL", weather_api_url)
     monkeypatch.setenv("ML_PLATFORM_LANDING_SETTLE_SECONDS", "0")  # tests land whole files at once
+    monkeypatch.setenv("ML_PLATFORM_REDIS_URL", "redis://127.0.0.1:6379/1")  # keys under this home's prefix
     for var in ("ML_PLATFORM_LANDING_URL", "ML_PLATFORM_LAKE_URL", "ML_PLATFORM_OPS_DB_URL"):
         monkeypatch.delenv(var, raising=False)
     return Settings.from_env()

@@ -27,6 +27,8 @@ STAGING_WEATHER = dg.AssetKey(["warehouse", "staging_weather"])
 QUARANTINE_WEATHER = dg.AssetKey(["warehouse", "quarantine_weather"])
 DIMS = {name: dg.AssetKey(["warehouse", f"dim_{name}"]) for name in ("carriers", "airports", "planes")}
 FCT_FLIGHTS = dg.AssetKey(["warehouse", "fct_flights"])
+# the nightly compaction and snapshot expiry of every warehouse table (no table of its own)
+WAREHOUSE_MAINTENANCE = dg.AssetKey(["warehouse", "maintenance"])
 
 # features
 FEATURES = dg.AssetKey(["features", "flight_features"])

@@ -73,6 +73,7 @@ class ServiceSettings:
     log_flush_rows: int = 5000
     log_flush_seconds: float = 5.0
     scoring_threads: int = 1
+    home: str | None = None  # the data home whose registry this is (refused when it belongs to another)
 
 
 # ---------------------------------------------------------------- the API's shapes
@@ -186,7 +187,7 @@ class PredictionService:
         self.settings = settings
         self.store = OnlineStore(settings.online)
         self.watcher = ChampionWatcher(
-            champion or RegistryChampion(settings.tracking_uri, settings.alias),
+            champion or RegistryChampion(settings.tracking_uri, settings.alias, settings.home),
             check_seconds=settings.model_check_seconds,
         )
         self.answers = PredictionLog(

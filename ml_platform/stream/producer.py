@@ -104,9 +104,11 @@ def produce_events(
         while True:
             try:
                 producer.produce(
-                    topic, key=event.flight_key.encode(), value=event.to_json(),
+                    topic,
+                    key=event.flight_key.encode(),
+                    value=event.to_json(),
                     on_delivery=lambda err, msg, kind=event.kind: delivered(err, msg, kind),
-                )  # fmt: skip
+                )
                 break
             except BufferError:  # the local queue is full: let deliveries drain it
                 producer.poll(0.05)

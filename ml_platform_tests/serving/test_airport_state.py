@@ -119,7 +119,7 @@ def _stale_warehouse(replayed, tmp_path):
     """The warehouse as it was before the day flew: its flights scheduled, nothing happened yet."""
     for table in ("core.fct_flights", "staging.weather"):
         replayed.conn.execute(f"COPY (SELECT * FROM {table}) TO '{tmp_path / table}.parquet' (FORMAT parquet)")
-    conn = connect(tmp_path / "stale.duckdb")
+    conn = connect(tmp_path / "stale_warehouse")
     for table in ("core.fct_flights", "staging.weather"):
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
         conn.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet('{tmp_path / table}.parquet')")

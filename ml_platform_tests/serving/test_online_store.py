@@ -95,7 +95,7 @@ def test_settings_are_checked_and_the_prefix_follows_the_data_home(tmp_path):
     ]:
         with pytest.raises(ValueError):
             OnlineStoreSettings(url, prefix, ttl)
-    assert redacted("redis://user:secret@127.0.0.1:6379/2") == "redis://user:***@127.0.0.1:6379/2"
+    assert redacted("redis://user:secret@127.0.0.1:6379/2") == "redis://user:***@127.0.0.1:6379/2"  # fake credential
 
 
 def test_online_rows_never_carry_the_outcome():

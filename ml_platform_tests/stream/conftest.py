@@ -43,8 +43,20 @@ class SinkProcess:
     """``python -m ml_platform.stream.sink`` as a separate process, in its own process group."""
 
     def __init__(self, bootstrap: str, lake_url: str, log_path: Path, *extra: str):
-        self.args = [sys.executable, "-m", "ml_platform.stream.sink", "--bootstrap", bootstrap, "--lake", lake_url,
-                     "--max-batch-seconds", "0.5", "--retry-max-seconds", "2", *extra]  # fmt: skip
+        self.args = [
+            sys.executable,
+            "-m",
+            "ml_platform.stream.sink",
+            "--bootstrap",
+            bootstrap,
+            "--lake",
+            lake_url,
+            "--max-batch-seconds",
+            "0.5",
+            "--retry-max-seconds",
+            "2",
+            *extra,
+        ]
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 

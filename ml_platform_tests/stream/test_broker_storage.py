@@ -21,9 +21,13 @@ def s3(tmp_path: Path):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     client = boto3.client(
-        "s3", endpoint_url=f"http://127.0.0.1:{server.server_address[1]}", region_name="us-east-1",
-        aws_access_key_id="x", aws_secret_access_key="x", config=Config(s3={"addressing_style": "path"}),
-    )  # fmt: skip
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{server.server_address[1]}",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(s3={"addressing_style": "path"}),
+    )
     client.create_bucket(Bucket="tansu")
     yield client, tmp_path / "objects"
     server.shutdown()

@@ -21,7 +21,7 @@ from ml_platform.stream.events import (
     events_frame,
     parse_event,
     raw_flights_from_events,
-)  # fmt: skip
+)
 
 DAY = dt.date(2013, 1, 8)
 

@@ -9,7 +9,7 @@ from ml_platform.stream.offset_log import (
     lake_offsets,
     offset_log_problems,
     orphan_dead_letters,
-)  # fmt: skip
+)
 
 
 def test_the_next_offset_is_the_last_files_end_plus_one(lake):

@@ -21,7 +21,7 @@ from ml_platform.stream.day_events import (
     last_complete_day,
     read_batches,
     read_day_events,
-)  # fmt: skip
+)
 from ml_platform.stream.events import raw_flights_from_events
 from ml_platform.stream.latency import measure_latency
 from ml_platform.stream.offset_log import lake_batches, lake_offsets, offset_log_problems, read_status
@@ -214,8 +214,10 @@ def test_broker_killed_mid_stream_and_restarted_loses_nothing(broker, lake, sink
         e.flight_date == dt.date(2013, 1, 10) for e in events
     )
     ends = {p: o.next_offset for p, o in lake_offsets(lake).items()}
-    print(f"\nbroker restart: {len(log) - len(events)} events stored twice, "
-          f"{sum(ends.values()) - len(log)} offsets left empty by the broker")  # fmt: skip
+    print(
+        f"\nbroker restart: {len(log) - len(events)} events stored twice, "
+        f"{sum(ends.values()) - len(log)} offsets left empty by the broker"
+    )
     assert "unreachable" in sink.log and "reachable again" in sink.log
 
 

@@ -6,7 +6,7 @@ from collections import defaultdict
 import dagster as dg
 import polars as pl
 
-from ml_platform.defs.keys import LANDING_FLIGHTS, RAW_FLIGHTS
+from ml_platform.defs.keys import LANDING_FLIGHTS, RAW_FLIGHT_EVENTS, RAW_FLIGHTS
 from ml_platform.defs.metadata import add_daily_metadata, add_table_schema
 from ml_platform.defs.partitions import daily_partitions
 from ml_platform.defs.resources import LandingZoneResource, StoreResource
@@ -20,6 +20,7 @@ from ml_platform.pipeline.landing import (
     parse_flights_csv,
     reject,
 )
+from ml_platform.stream import day_events, offset_log
 
 landing_flights = dg.AssetSpec(
     LANDING_FLIGHTS,
@@ -39,9 +40,19 @@ def _files_by_day(files: list[StoredFile]) -> dict[dt.date, list[StoredFile]]:
     return by_day
 
 
+def _streamed_by_day(lake_zone, days: list[dt.date]) -> dict[dt.date, pl.DataFrame]:
+    """The raw flights rows the stream delivered for ``days`` (empty when nothing was streamed)."""
+    batches = [b for files in offset_log.lake_batches(lake_zone).values() for b in files]
+    if not batches:
+        return {}
+    events = day_events.read_batches(lake_zone, batches).filter(pl.col("flight_date").is_in(days))
+    events = events.sort("_partition", "_offset").unique("event_id", keep="first", maintain_order=True)
+    return {day: day_events.raw_flight_rows(rows) for (day,), rows in events.group_by("flight_date")}
+
+
 @dg.asset(
     key=RAW_FLIGHTS,
-    deps=[landing_flights],
+    deps=[landing_flights, RAW_FLIGHT_EVENTS],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="lake",
@@ -52,10 +63,13 @@ def raw_flights(
     context: dg.AssetExecutionContext, landing: LandingZoneResource, lake_store: StoreResource
 ) -> dg.MaterializeResult:
     """Every flight the airline reported for the day, exactly as delivered (values kept as text),
-    with the file and line each row came from. Typing and cleaning happen in the warehouse."""
+    with the file and line each row came from: the day's landing files, and the day's flights
+    from the event stream once complete (topic partition and offset as file and line). Typing and
+    cleaning happen in the warehouse."""
     landing_zone, lake_zone = landing.store(), lake_store.store()
     days = [dt.date.fromisoformat(k) for k in context.partition_keys]
     by_day = _files_by_day(landing_files(landing_zone))
+    streamed = _streamed_by_day(lake_zone, days)
     per_day, rejected, missing = {}, [], []
     frames = []
     for day in days:
@@ -73,6 +87,10 @@ def raw_flights(
             lake.archive(lake_zone, "flights", day, f.name, digest, data)
             sources.append({"file": f.name, "sha256": digest, "bytes": len(data), "rows": frame.height})
             day_frames.append(frame)
+        if day in streamed:
+            rows = streamed[day]
+            sources.append({"stream": rows["_source_file"][0].split("/")[0], "rows": rows.height})
+            day_frames.append(rows)
         if not day_frames:
             missing.append(day.isoformat())
             continue
@@ -86,7 +104,7 @@ def raw_flights(
         frames.append(frame.head(0))
 
     if missing:
-        problems = "; ".join(rejected) or f"no landing file in {landing_zone.url}"
+        problems = "; ".join(rejected) or f"no landing file in {landing_zone.url} and no streamed events"
         raise dg.Failure(
             description=f"No ingestible flights file for {', '.join(missing)}: {problems}. "
             "Rejected files are in the landing zone's _rejected/ folder with an .error.txt.",

@@ -33,7 +33,6 @@ from ml_platform.pipeline.landing import (
 ingest_landing_job = dg.define_asset_job(
     "ingest_landing",
     selection=[raw_flights, raw_weather],
-    executor_def=dg.in_process_executor,
     description="Lands days of flights in the lake and fetches the same days' weather.",
 )
 
