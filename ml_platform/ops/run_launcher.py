@@ -10,34 +10,33 @@ it again (dagster.yaml). Only for runs on the daemon's machine, which is what th
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
+import psutil
 from dagster._core.events import DagsterEventType
 from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
 from dagster._core.storage.dagster_run import DagsterRun
 
 
-def _run_pid(instance, run_id: str) -> int | None:
-    """The pid of the run's process, from its "Started process for run" engine event."""
+def _run_pid(instance, run_id: str) -> tuple[int, float] | None:
+    """The pid of the run's process and when it said so, from its "Started process for run" event."""
     for record in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
         data = record.dagster_event.event_specific_data if record.dagster_event else None
         pid = getattr(data, "metadata", {}).get("pid") if data is not None else None
         if pid is not None:
-            return int(pid.value)
+            return int(pid.value), record.timestamp
     return None
 
 
-def process_alive(pid: int) -> bool:
-    """Whether ``pid`` is a live Dagster process (not a later process that reused the number)."""
+def process_alive(pid: int, started_by: float | None = None) -> bool:
+    """Whether process ``pid`` lives (a killed process its parent has not reaped yet does not),
+    and (with ``started_by``) was started by then, so a later process that reused the number
+    does not count."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started_by is None or process.create_time() <= started_by + 1
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    return not cmdline.exists() or b"dagster" in cmdline.read_bytes()
 
 
 class MonitoredRunLauncher(DefaultRunLauncher):
@@ -46,9 +45,10 @@ class MonitoredRunLauncher(DefaultRunLauncher):
         return True
 
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
-        pid = _run_pid(self._instance, run.run_id)
-        if pid is None:  # not started by this launcher (or not yet): never failed on a guess
+        recorded = _run_pid(self._instance, run.run_id)
+        if recorded is None:  # not started by this launcher (or not yet): never failed on a guess
             return CheckRunHealthResult(WorkerStatus.RUNNING, "the run has recorded no process")
-        if process_alive(pid):
+        pid, at = recorded
+        if process_alive(pid, at):
             return CheckRunHealthResult(WorkerStatus.RUNNING, f"process {pid} is running")
         return CheckRunHealthResult(WorkerStatus.FAILED, f"the run's process {pid} is gone (killed or out of memory)")

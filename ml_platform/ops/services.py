@@ -1,30 +1,101 @@
-"""``make run``: seed the data home if needed, then run the weather API, MLflow and Dagster.
+"""``make run``: seed the data home if needed, then run every service of the embedded profile.
 
-Each service runs in its own process group on 127.0.0.1, in the foreground of
-this command; Ctrl-C (or any service dying) stops them all cleanly.
+Each service runs in its own process group on 127.0.0.1, its output in ``<home>/logs/<name>.log``;
+the terminal shows what a person needs: the addresses, then each run as it starts and ends.
+A service that dies is started again (up to ``MAX_RESTARTS`` times within ``RESTART_WINDOW``
+seconds); one that keeps dying stops everything with a non-zero exit. Ctrl-C stops them all.
+
+The addresses this home's services listen on are written to ``<home>/services.json``, so the
+other commands (``replay``, ``stream``, ``serve``) and a second data home never mix them up: a
+default port already taken by another home's service is replaced by a free one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from ml_platform.io.warehouse import WarehouseConfigError, check_warehouse
 from ml_platform.ops.bootstrap import is_seeded, prepare_dagster_home, replay, seed
 from ml_platform.ops.mlflow_backend import embedded_backend, upgrade_backend
 from ml_platform.settings import REPO_ROOT, Settings
 
+MAX_RESTARTS, RESTART_WINDOW = 3, 600
+DEFAULT_PORTS = {"dagster": 3000, "mlflow": 5000, "weather": 8765, "kafka": 9092, "serving": 8770}
+SERVICES_FILE = "services.json"
 
-def _commands(settings: Settings, dagster_port: int, mlflow_port: int) -> dict[str, list[str]]:
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def choose_port(wanted: int) -> int:
+    """``wanted`` when it is free on 127.0.0.1, else a free port (another home may hold it)."""
+    return wanted if port_free(wanted) else free_port()
+
+
+def running_services(home: Path) -> dict:
+    """The addresses ``ml-platform up`` wrote for this home (empty when it never ran)."""
+    path = home / SERVICES_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+@dataclass
+class Service:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen | None = None
+    restarts: list[float] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                self.command, env=self.env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGINT)  # dagster and uvicorn shut down cleanly on it
+            self.proc.wait(timeout)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def _commands(settings: Settings, ports: dict[str, int], bootstrap: str | None) -> dict[str, list[str]]:
     bin_dir = Path(sys.executable).parent
-    weather_port = urlparse(settings.weather_api_url).port or 8765
+    python = str(Path(sys.executable))
     backend, artifacts = embedded_backend(settings.home)
-    return {
-        "weather-api": [str(bin_dir / "ml-platform"), "weather-api", "--port", str(weather_port)],
+    mlflow_port = ports["mlflow"]
+    workspace = str(REPO_ROOT / "workspace.yaml")
+    commands = {
+        "weather-api": [str(bin_dir / "ml-platform"), "weather-api", "--port", str(ports["weather"])],
         "mlflow": [
             str(bin_dir / "mlflow"),
             "server",
@@ -38,78 +109,186 @@ def _commands(settings: Settings, dagster_port: int, mlflow_port: int) -> dict[s
             backend,
             "--artifacts-destination",
             artifacts,
+            "--allowed-hosts",
+            f"127.0.0.1:{mlflow_port},localhost:{mlflow_port}",
         ],
-        "dagster": [
-            str(bin_dir / "dagster"),
-            "dev",
+        "dagster-webserver": [
+            str(bin_dir / "dagster-webserver"),
             "-h",
             "127.0.0.1",
             "-p",
-            str(dagster_port),
+            str(ports["dagster"]),
             "-w",
-            str(REPO_ROOT / "workspace.yaml"),
+            workspace,
         ],
+        "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
+        "serving": [str(bin_dir / "ml-platform"), "serve", "--port", str(ports["serving"])],
     }
+    if bootstrap is None:  # the embedded broker, and the sink into this home's lake
+        commands["kafka"] = [
+            python,
+            "-m",
+            "ml_platform.stream.broker",
+            "--data-dir",
+            str(settings.home / "kafka"),
+            "--port",
+            str(ports["kafka"]),
+        ]
+    commands["stream-sink"] = [python, "-m", "ml_platform.stream.sink", "--lake", settings.lake_url]
+    return commands
 
 
-def stop(procs: dict[str, subprocess.Popen], timeout: float = 30) -> None:
-    """SIGINT each process group (dagster dev shuts down cleanly on it), then SIGKILL stragglers."""
-    for proc in procs.values():
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
-    deadline = time.monotonic() + timeout
-    for proc in procs.values():
-        try:
-            proc.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+def _report_runs(instance, seen: dict[str, str]) -> None:
+    """Print each run once when it starts and once when it ends."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    for record in instance.get_run_records(RunsFilter(), limit=50):
+        run = record.dagster_run
+        status = run.status
+        if seen.get(run.run_id) == status.value:
+            continue
+        tags = run.tags
+        window = tags.get("dagster/partition") or (
+            f"{tags['dagster/asset_partition_range_start']}..{tags['dagster/asset_partition_range_end']}"
+            if "dagster/asset_partition_range_start" in tags
+            else ""
+        )
+        if status == DagsterRunStatus.STARTED or status in (
+            DagsterRunStatus.SUCCESS,
+            DagsterRunStatus.FAILURE,
+            DagsterRunStatus.CANCELED,
+        ):
+            stamp = time.strftime("%H:%M:%S")
+            print(f"{stamp}  {status.value.lower():8} {run.job_name} {window}  ({run.run_id[:8]})", flush=True)
+        seen[run.run_id] = status.value
 
 
-def up(settings: Settings, *, dagster_port: int, mlflow_port: int, replay_days: int) -> int:
+def up(
+    settings: Settings,
+    *,
+    dagster_port: int,
+    mlflow_port: int,
+    replay_days: int,
+    profile: str = "embedded",
+    celery_workers: int = 2,
+) -> int:
+    if profile == "production":  # servers named by the environment: ml_platform/ops/production.py
+        from ml_platform.ops import production
+
+        return production.up(
+            settings,
+            dagster_port=dagster_port,
+            mlflow_port=mlflow_port,
+            replay_days=replay_days,
+            workers=celery_workers,
+        )
     if not is_seeded(settings):
         seed(settings)
     else:  # a newer MLflow may bring a newer schema
         upgrade_backend(embedded_backend(settings.home)[0])
+    try:  # a wrong catalog or lake setting is said now, naming it, not mid-run
+        check_warehouse(settings.warehouse, lake_url=settings.lake_url)
+    except WarehouseConfigError as e:
+        print(e, file=sys.stderr)
+        return 2
     if replay_days:
         import datetime as dt
 
         replay(settings, dt.date(2013, 1, 1), replay_days)
-    mlflow_url = f"http://127.0.0.1:{mlflow_port}"  # the server started here, unless one is set
+    ports = {
+        "dagster": choose_port(dagster_port),
+        "mlflow": choose_port(mlflow_port),
+        "weather": urlparse(settings.weather_api_url).port
+        if os.environ.get("ML_PLATFORM_WEATHER_API_URL")
+        else choose_port(DEFAULT_PORTS["weather"]),
+        "kafka": choose_port(DEFAULT_PORTS["kafka"]),
+        "serving": choose_port(DEFAULT_PORTS["serving"]),
+    }
+    bootstrap = settings.kafka_bootstrap or None
+    mlflow_url = f"http://127.0.0.1:{ports['mlflow']}"  # the server started here, unless one is set
+    dagster_home = prepare_dagster_home(settings)
+    _create_dagster_storage(dagster_home)
+    addresses = {
+        "dagster": f"http://127.0.0.1:{ports['dagster']}",
+        "mlflow": os.environ.get("MLFLOW_TRACKING_URI") or mlflow_url,
+        "weather_api": f"http://127.0.0.1:{ports['weather']}",
+        "kafka": bootstrap or f"127.0.0.1:{ports['kafka']}",
+        "serving": f"http://127.0.0.1:{ports['serving']}",
+    }
     env = {
         **os.environ,
         "ML_PLATFORM_HOME": str(settings.home),
-        "DAGSTER_HOME": str(prepare_dagster_home(settings)),
-        "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI") or mlflow_url,
+        "DAGSTER_HOME": str(dagster_home),
+        "MLFLOW_TRACKING_URI": addresses["mlflow"],
         "ML_PLATFORM_MLFLOW_UI_URL": os.environ.get("ML_PLATFORM_MLFLOW_UI_URL") or mlflow_url,
+        "ML_PLATFORM_WEATHER_API_URL": addresses["weather_api"],
+        "ML_PLATFORM_KAFKA_BOOTSTRAP": addresses["kafka"],
+        "OMP_WAIT_POLICY": "PASSIVE",
     }
+    (settings.home / SERVICES_FILE).write_text(json.dumps(addresses, indent=1) + "\n")
     # MLflow's job runner (GenAI scorers) is not used here; off, it spares eight processes.
-    service_env = {"mlflow": {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}}
+    extra_env = {"mlflow": {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, "serving": {"OMP_NUM_THREADS": "1"}}
+    logs = settings.home / "logs"
+    services = [
+        Service(name, cmd, {**env, **extra_env.get(name, {})}, logs / f"{name}.log")
+        for name, cmd in _commands(settings, ports, bootstrap).items()
+    ]
     # Started in the background by a shell, this process would ignore SIGINT; handle it anyway.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    procs: dict[str, subprocess.Popen] = {}
     try:
-        for name, cmd in _commands(settings, dagster_port, mlflow_port).items():
-            procs[name] = subprocess.Popen(
-                cmd, env={**env, **service_env.get(name, {})}, cwd=REPO_ROOT, start_new_session=True
-            )
+        for service in services:
+            service.start()
         print(
-            f"\nDagster UI: http://127.0.0.1:{dagster_port}   MLflow UI: http://127.0.0.1:{mlflow_port}"
-            f"   weather API: {settings.weather_api_url}\nCtrl-C stops everything.\n",
+            f"\nDagster UI   {addresses['dagster']}\nMLflow UI    {mlflow_url}\n"
+            f"Predictions  {addresses['serving']}/docs\nWeather API  {addresses['weather_api']}\n"
+            f"Kafka        {addresses['kafka']}\nLogs         {logs}/\nCtrl-C stops everything.\n",
             flush=True,
         )
-        while True:
-            for name, proc in procs.items():
-                if proc.poll() is not None:
-                    print(f"{name} exited with code {proc.returncode}; stopping the rest", flush=True)
-                    return proc.returncode or 1
-            time.sleep(1)
+        return _supervise(services, dagster_home)
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
         return 0
     finally:
-        stop(procs)
+        for service in reversed(services):
+            service.stop()
+
+
+def _create_dagster_storage(dagster_home: Path) -> None:
+    """Create the instance's databases here, once, before the webserver and the daemon start:
+    both would otherwise create them at the same moment, and two schema stamps in one SQLite
+    file leave a storage neither can open again ("more than one head present")."""
+    import dagster as dg
+
+    dg.DagsterInstance.from_config(str(dagster_home)).dispose()  # opening it creates them
+
+
+def _supervise(services: list[Service], dagster_home: Path) -> int:
+    import dagster as dg
+
+    instance = None
+    seen: dict[str, str] = {}
+    while True:
+        for service in services:
+            if service.proc.poll() is None:
+                continue
+            now = time.monotonic()
+            service.restarts = [t for t in service.restarts if now - t < RESTART_WINDOW] + [now]
+            if len(service.restarts) > MAX_RESTARTS:
+                print(
+                    f"{service.name} exited {len(service.restarts)} times in {RESTART_WINDOW // 60} minutes "
+                    f"(code {service.proc.returncode}); stopping. See {service.log}",
+                    flush=True,
+                )
+                return service.proc.returncode or 1
+            print(
+                f"{service.name} exited with code {service.proc.returncode}; starting it again (see {service.log})",
+                flush=True,
+            )
+            service.start()
+        try:
+            instance = instance or dg.DagsterInstance.from_config(str(dagster_home))
+            _report_runs(instance, seen)
+        except Exception:  # noqa: BLE001 - the instance may not exist yet; the terminal report is best effort
+            instance = None
+        time.sleep(2)

@@ -8,17 +8,18 @@ as the UI does, and checked in the published Parquet and in MLflow."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import duckdb
 import mlflow
 import pytest
 import requests
 
 from ml_platform.io.store import open_store
+from ml_platform.io.warehouse import connect_warehouse
 from ml_platform.pipeline import lake
 from ml_platform.settings import Settings
 from ml_platform_tests.e2e.platform import Platform, partition_range
@@ -55,6 +56,52 @@ def _ingested_days(platform: Platform) -> list[str]:
     return sorted(days)
 
 
+def _every_server_listens_on_loopback_only(platform: Platform) -> None:
+    import psutil
+
+    tree = [psutil.Process(platform.proc.pid), *psutil.Process(platform.proc.pid).children(recursive=True)]
+    listening = [c.laddr for p in tree for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    assert len(listening) >= 6  # Dagster, MLflow, the weather API, Kafka and its log, the prediction service
+    assert {addr.ip for addr in listening} == {"127.0.0.1"}, listening
+
+
+def _the_service_answers_like_the_batch(platform: Platform, settings: Settings) -> None:
+    """The prediction service of `make run` scores a day's flight as the batch did, with the same version."""
+    services = json.loads((platform.home / "services.json").read_text())
+    day = dt.date(2013, 1, 10)
+    batch = lake.read_partition(open_store(settings.lake_url), "predictions", day, zone="published").row(0, named=True)
+    flight = {k: batch[k] for k in ("carrier", "flight", "origin", "sched_dep_time")}
+    features = lake.read_partition(open_store(settings.lake_url), "flight_features", day, zone="published")
+    dest = features.filter(**flight)["dest"][0]
+    body = {"flights": [{**flight, "dest": dest, "flight_date": str(day)}]}
+
+    def answered():
+        response = requests.post(f"{services['serving']}/predict", json=body, timeout=10)
+        return response.json() if response.status_code == 200 else None
+
+    answer = platform.wait_for(answered, "the prediction service to have its champion and features", 120)
+    [online] = answer["predictions"]
+    assert online["model_version"] == batch["model_version"]
+    assert abs(online["probability"] - batch["probability"]) < 1e-9
+
+
+def _a_killed_daemon_is_started_again(platform: Platform) -> None:
+    import psutil
+
+    [daemon] = [p for p in psutil.Process(platform.proc.pid).children() if "dagster-daemon" in " ".join(p.cmdline())]
+    daemon.kill()
+    platform.wait_for(
+        lambda: any(
+            "dagster-daemon" in " ".join(p.cmdline()) and p.pid != daemon.pid
+            for p in psutil.Process(platform.proc.pid).children()
+        ),
+        "ml-platform up to start the daemon again",
+        60,
+    )
+    log = (platform.home.parent / "up.log").read_text()
+    assert "dagster-daemon exited" in log and "starting it again" in log
+
+
 def test_landed_days_become_predictions_and_a_retrained_model(tmp_path):
     platform = Platform(tmp_path / "home")
     settings = Settings.from_env(platform.env)
@@ -72,6 +119,9 @@ def test_landed_days_become_predictions_and_a_retrained_model(tmp_path):
         # Three more days arrive and flow on their own.
         _replay(platform, "2013-01-08", 3)
         platform.wait_for(lambda: _settled(platform, 10), "01-08..01-10 to reach predictions", 600)
+        _every_server_listens_on_loopback_only(platform)
+        _the_service_answers_like_the_batch(platform, settings)
+        _a_killed_daemon_is_started_again(platform)
     finally:
         assert platform.stop() == 0  # a clean Ctrl-C
 
@@ -116,7 +166,7 @@ def test_landed_days_become_predictions_and_a_retrained_model(tmp_path):
         predicted = lake.read_partition(store, "predictions", dt.date(2013, 1, day), zone="published")
         flights = lake.read_partition(store, "flight_features", dt.date(2013, 1, day), zone="published")
         assert predicted.height == flights.height > 0, day  # every flight of every new day
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+    with connect_warehouse(settings.warehouse, read_only=True) as conn:
         (duplicates,) = conn.execute(
             "SELECT count(*) FROM (SELECT flight_date, carrier, flight, origin, sched_dep_time "
             "FROM ml.predictions GROUP BY ALL HAVING count(*) > 1)"

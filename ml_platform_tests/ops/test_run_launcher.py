@@ -36,12 +36,17 @@ def _started_run(instance: dg.DagsterInstance, pid: int) -> dg.DagsterRun:
     run = instance.create_run_for_job(dg.GraphDefinition("load_warehouse").to_job(), run_id=None)
     instance.handle_new_event(
         dg.EventLogEntry(
-            error_info=None, level=logging.DEBUG, user_message="", run_id=run.run_id, timestamp=time.time(),
+            error_info=None,
+            level=logging.DEBUG,
+            user_message="",
+            run_id=run.run_id,
+            timestamp=time.time(),
             dagster_event=dg.DagsterEvent(
-                event_type_value="PIPELINE_START", job_name=run.job_name,
+                event_type_value="PIPELINE_START",
+                job_name=run.job_name,
             ),
         )
-    )  # fmt: skip
+    )
     instance.report_engine_event(f"Started process for run (pid: {pid}).", run, EngineEventData.in_process(pid))
     return instance.get_run_by_id(run.run_id)
 
@@ -51,7 +56,8 @@ def test_a_killed_run_is_failed_and_its_slot_freed(tmp_path):
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert isinstance(instance.run_launcher, MonitoredRunLauncher)
         assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 10
-        worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "dagster-run-worker"])
+        # Like the real run process (a multiprocessing child), it has no "dagster" in its command line.
+        worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         run = _started_run(instance, worker.pid)
         assert run.status == DagsterRunStatus.STARTED
         instance.event_log_storage.set_concurrency_slots(POOL, 1)
@@ -62,7 +68,10 @@ def test_a_killed_run_is_failed_and_its_slot_freed(tmp_path):
         monitor_started_run(instance, None, record, logging.getLogger("test"))
         assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED  # alive: left alone
 
+        assert not process_alive(worker.pid, started_by=time.time() - 3600)  # a pid reused by a newer process
         worker.kill()  # what `kill -9` of the run's process does
+        time.sleep(0.5)
+        assert not process_alive(worker.pid)  # dead, not yet reaped by its parent (a zombie)
         worker.wait()
         assert not process_alive(worker.pid)
         monitor_started_run(instance, None, instance.get_run_record_by_id(run.run_id), logging.getLogger("test"))
