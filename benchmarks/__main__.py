@@ -2,13 +2,17 @@
 
 For each scale (the real 2013 year replicated N times), each contender runs in its own
 subprocess on the same landing files: (a) the platform through Dagster, (b) the bare
-DuckDB script, (c) the pandas baseline. Then, on the 1x year, the incremental cost of one
-new day after 30, 180 and 365 days of history, and the sensor latency under
-``dagster dev``. Writes ``benchmarks/results/<date>.json`` and ``<date>.md``, and exits
+DuckDB script on a DuckDB file, (c) the pandas baseline, (d) the script of (b) on the DuckLake
+warehouse ((d)/(b): what DuckLake costs), (e) the independent anchor (``benchmarks/anchor.py``:
+a minimal DuckDB script written apart from the platform's SQL, the lower bound).
+Then, on the 1x year, the incremental cost of one
+new day after 30, 180 and 365 days of history, a backfill of 30 one-day runs with 1, 2 and 4
+runs at once (``benchmarks.concurrency``), and the sensor latency under ``dagster dev``. Writes ``benchmarks/results/<date>.json`` and ``<date>.md``, and exits
 non-zero if a contender failed or the contenders' features differ.
 
     python -m benchmarks                      # scales 1 and 10, everything
     python -m benchmarks --scale 1 --only b   # the lower bound alone, quickly
+    python -m benchmarks --scale 1 --only b d --skip-sensor   # DuckLake against the DuckDB file at x1
 """
 
 from __future__ import annotations
@@ -68,6 +72,39 @@ def _incremental(work: Path, inputs_root: Path, min_free_gb: float) -> dict:
     return json.loads(result.read_text())
 
 
+def _concurrency(work: Path, inputs_root: Path, min_free_gb: float) -> dict:
+    result = work / "concurrency.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.concurrency",
+        "--inputs",
+        str(inputs_root),
+        "--work",
+        str(work / "concurrency"),
+        "--result",
+        str(result),
+    ]
+    run = run_guarded(cmd, work / "concurrency.log", min_free_gb)
+    if run.problem or not result.exists():
+        reason = run.problem or f"exited with code {run.returncode}"
+        progress(f"concurrency: {reason}; log {work / 'concurrency.log'}:\n{run.log_tail}")
+        return {"error": reason}
+    return json.loads(result.read_text())
+
+
+def _celery_workers(work: Path, min_free_gb: float) -> dict:
+    """The production profile's backfill with 1 and 2 Celery workers (benchmarks/celery_workers.py)."""
+    result = work / "celery_workers.json"
+    cmd = [sys.executable, "-m", "benchmarks.celery_workers", "--work", str(work / "celery"), "--result", str(result)]
+    run = run_guarded(cmd, work / "celery_workers.log", min_free_gb)
+    if not result.exists():
+        reason = run.problem or f"exited with code {run.returncode}"
+        progress(f"celery workers: {reason}; log {work / 'celery_workers.log'}:\n{run.log_tail}")
+        return {"error": reason}
+    return json.loads(result.read_text())
+
+
 def _sensor(work: Path) -> dict:
     try:
         return sensor_latency.run(work / "sensor")
@@ -90,6 +127,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=sorted(NAMES), help="run only these contenders")
     parser.add_argument("--skip-sensor", action="store_true", help="no sensor latency under dagster dev")
     parser.add_argument("--skip-incremental", action="store_true", help="no incremental-day measurement")
+    parser.add_argument("--skip-concurrency", action="store_true", help="no backfill with 1, 2 and 4 runs at once")
+    parser.add_argument(
+        "--skip-celery", action="store_true", help="no production-profile backfill with 1 and 2 Celery workers"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default benchmarks/results)")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="generated data (default .ml_platform/bench)")
     parser.add_argument(
@@ -169,6 +210,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         ensure_inputs(inputs_root, 1, progress)
         summary["incremental"] = _incremental(work, inputs_root, args.min_free_gb)
+    if args.skip_concurrency or not platform_included:
+        summary["concurrency"] = {"skipped": "--skip-concurrency" if args.skip_concurrency else skip}
+    else:
+        ensure_inputs(inputs_root, 1, progress)
+        summary["concurrency"] = _concurrency(work, inputs_root, args.min_free_gb)
+    if args.skip_celery or not platform_included:
+        summary["celery_workers"] = {"skipped": "--skip-celery" if args.skip_celery else skip}
+    else:
+        summary["celery_workers"] = _celery_workers(work, args.min_free_gb)
     if args.skip_sensor or not platform_included:
         summary["sensor"] = {"skipped": "--skip-sensor" if args.skip_sensor else skip}
     else:
@@ -176,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.keep_work:
         for leftover in ("incremental", "sensor"):
             shutil.rmtree(work / leftover / "home", ignore_errors=True)  # logs stay
+        for level in (work / "concurrency").glob("runs_*"):
+            shutil.rmtree(level / "home", ignore_errors=True)
     summary["machine"]["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
     summary["wall_seconds"] = time.monotonic() - started
     summary = report.summarize(summary)

@@ -9,7 +9,7 @@ computed after the timed stages, and anything the contender reports besides; or
 ``spawn(...)`` is the parent's side: it starts that subprocess and stops it (and
 reports why) if the machine runs short of memory, which others share.
 
-``--duckdb-memory-limit`` caps DuckDB's buffer memory in (a) and (b) alike (DuckDB's
+``--duckdb-memory-limit`` caps DuckDB's buffer memory in (a), (b) and the anchor (e) alike (DuckDB's
 own default is 80% of the machine's RAM).
 """
 
@@ -30,8 +30,10 @@ import duckdb
 from benchmarks.data import FIRST_DAY, LAST_DAY, ensure_inputs
 from benchmarks.measure import Stopwatch, progress, run_guarded
 from ml_platform.domain.features import KEY_COLUMNS
+from ml_platform.io.warehouse import WarehouseConfig, connect_warehouse
 
-NAMES = {"a": "platform", "b": "duckdb script", "c": "pandas"}
+NAMES = {"a": "platform", "b": "duckdb script", "c": "pandas", "d": "duckdb script on DuckLake"}
+NAMES["e"] = "independent DuckDB anchor"  # benchmarks/anchor.py: the lower bound, written apart
 DATA_STAGES = ("lake", "warehouse", "features")
 
 
@@ -72,9 +74,14 @@ def checksum_by_columns(read: Callable[[list[str]], Any], columns: list[str], gr
     return {"rows": rows, "sha256": total, "columns": dict(sorted(digests.items()))}
 
 
-def table_checksum(warehouse: Path) -> dict:
-    """The checksum of ``features.flight_features`` in a warehouse file, read column group by group."""
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
+def table_checksum(warehouse: Path | WarehouseConfig) -> dict:
+    """The checksum of ``features.flight_features`` in a warehouse (a DuckDB file or a DuckLake), column group by group."""
+    opened = (
+        duckdb.connect(str(warehouse), read_only=True)
+        if isinstance(warehouse, Path)
+        else connect_warehouse(warehouse, read_only=True)
+    )
+    with opened as conn:
         columns = [row[0] for row in conn.execute("DESCRIBE features.flight_features").fetchall()]
         select = "SELECT {} FROM features.flight_features"
         return checksum_by_columns(
@@ -95,10 +102,17 @@ def run(which: str, scale: int, inputs_root: Path, work: Path, train: bool, duck
                 "training": "not at this scale (--train-up-to)",
                 "predictions": "not at this scale (--train-up-to)",
             }
-    elif which == "b":
+    elif which in ("b", "d"):
         from benchmarks import duckdb_script
 
-        warehouse, facts = duckdb_script.run(inputs, work, watch, duckdb_memory_limit=duckdb_memory_limit), {}
+        warehouse = duckdb_script.run(
+            inputs, work, watch, duckdb_memory_limit=duckdb_memory_limit, ducklake=which == "d"
+        )
+        facts = {}
+    elif which == "e":
+        from benchmarks import anchor
+
+        warehouse, facts = anchor.run(inputs, work, watch, duckdb_memory_limit=duckdb_memory_limit), {}
     else:
         frame, facts = _pandas(inputs, work, watch)
     measured = watch.results()

@@ -5,6 +5,9 @@ functions (``ml_platform.pipeline``) over the scaled landing files, the referenc
 the weather CSV, with one DuckDB connection. What is left is the work itself:
 parse and archive each landed file, write the lake's Parquet, load the warehouse in
 one range per table, and build the features in one statement.
+
+(b) writes a DuckDB file, the round-1 warehouse; (d) is the same script on the platform's
+DuckLake (embedded: SQLite catalog, Parquet under the lake), so (d)/(b) is what DuckLake costs.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ml_platform.devdata.offline_year import load_warehouse, read_weather_csv, w
 from ml_platform.devdata.reference_data import REFERENCE_TABLES
 from ml_platform.domain import lake_layout
 from ml_platform.io.store import open_store, sha256
+from ml_platform.io.warehouse import WarehouseConfig, connect_warehouse
 from ml_platform.pipeline import lake
 from ml_platform.pipeline.features import build_flight_features
 from ml_platform.pipeline.landing import landing_date, parse_flights_csv
@@ -53,15 +57,24 @@ def run(
     duckdb_memory_limit: str | None = None,
     first: dt.date = FIRST_DAY,
     last: dt.date = LAST_DAY,
-):
-    """Lake, warehouse and features of [first, last]; returns the warehouse file."""
+    ducklake: bool = False,
+) -> Path | WarehouseConfig:
+    """Lake, warehouse and features of [first, last]; returns the warehouse (a DuckDB file, or the DuckLake)."""
     lake_dir = work / "lake"
     with watch.stage("lake", rows=inputs.flights):
         build_lake(inputs, lake_dir, first, last)
-    config = {"memory_limit": duckdb_memory_limit} if duckdb_memory_limit else {}
-    warehouse = work / "warehouse.duckdb"
-    with duckdb.connect(str(warehouse), config=config) as conn:
+    if ducklake:
+        warehouse = WarehouseConfig(
+            f"sqlite:{work / 'warehouse' / 'catalog.sqlite'}", str(lake_dir / "warehouse"), duckdb_memory_limit or ""
+        )
+        conn = connect_warehouse(warehouse)
+    else:
+        warehouse = work / "warehouse.duckdb"
+        conn = duckdb.connect(
+            str(warehouse), config={"memory_limit": duckdb_memory_limit} if duckdb_memory_limit else {}
+        )
         conn.execute("SET TimeZone = 'UTC'")  # as the platform's warehouse connections
+    with conn:
         with watch.stage("warehouse", rows=inputs.flights):
             load_warehouse(conn, str(lake_dir), first, last)
         with watch.stage("features", rows=inputs.flights):

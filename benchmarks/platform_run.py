@@ -104,7 +104,8 @@ class PlatformHome:
             "ML_PLATFORM_LANDING_URL",
             "ML_PLATFORM_LAKE_URL",
             "ML_PLATFORM_OPS_DB_URL",
-            "ML_PLATFORM_WAREHOUSE_PATH",
+            "ML_PLATFORM_WAREHOUSE_PATH",  # round 1's setting, refused now
+            "ML_PLATFORM_CATALOG_URL",
             "DAGSTER_HOME",
             "MLFLOW_TRACKING_URI",
             "ML_PLATFORM_MLFLOW_UI_URL",
@@ -185,7 +186,7 @@ class PlatformHome:
         return sum(len(self.instance.all_logs(run_id)) for run_id in run_ids)
 
     def count(self, sql: str) -> int:
-        with self.resources["warehouse"].get_connection() as conn:
+        with self.resources["warehouse"].connect() as conn:
             return conn.execute(sql).fetchone()[0]
 
 
@@ -199,7 +200,7 @@ def run(
     first: dt.date = FIRST_DAY,
     last: dt.date = LAST_DAY,
 ) -> tuple:
-    """Every stage over [first, last]; returns (the warehouse file, extra facts for the report)."""
+    """Every stage over [first, last]; returns (the warehouse, extra facts for the report)."""
     rows = inputs.flights
     events: dict[str, int] = {}
 
@@ -229,4 +230,4 @@ def run(
             facts["predictions_rows"] = platform.count("SELECT count(*) FROM ml.predictions")
         facts["failed_checks"] = platform.failed_checks
         facts["dagster_events"] = events
-        return platform.settings.warehouse_path, facts
+        return platform.settings.warehouse, facts

@@ -43,13 +43,19 @@ def _ratio(x: float | None, y: float | None) -> float | None:
 
 
 def ratios(run: dict) -> dict:
-    """(a)/(b) and (c)/(b) per data stage and for the data stages together, measured in the same run."""
+    """(a)/(b), (c)/(b) and (d)/(b) per data stage and for the data stages together, measured in the same run."""
     base = stage_seconds(run.get("b"))
     out = {}
-    for which in ("a", "c"):
+    for which in ("a", "c", "d"):
         mine = stage_seconds(run.get(which))
         per_stage = {s: _ratio(mine.get(s), base.get(s)) for s in DATA_STAGES}
         out[f"{which}/b"] = {**per_stage, "data": _ratio(data_seconds(run.get(which)), data_seconds(run.get("b")))}
+    # (e) the independent anchor is the lower bound: (a)/(e) and (b)/(e), how far each is above it
+    anchor = stage_seconds(run.get("e"))
+    for which in ("a", "b"):
+        mine = stage_seconds(run.get(which))
+        per_stage = {s: _ratio(mine.get(s), anchor.get(s)) for s in DATA_STAGES}
+        out[f"{which}/e"] = {**per_stage, "data": _ratio(data_seconds(run.get(which)), data_seconds(run.get("e")))}
     return out
 
 
@@ -58,7 +64,8 @@ def checksum_problems(scale: int, run: dict) -> list[str]:
     from benchmarks.checksum import compare
 
     problems = []
-    for left, right in (("a", "b"), ("c", "b")):
+    anchor_base = "b" if run.get("b", {}).get("checksum") else "a"  # (e) against (b), else (a)
+    for left, right in (("a", "b"), ("c", "b"), ("d", "b"), ("e", anchor_base)):
         x, y = run.get(left, {}).get("checksum"), run.get(right, {}).get("checksum")
         if x and y:
             differ = compare(x, y)
@@ -102,6 +109,8 @@ def targets(summary: dict) -> list[dict]:
     ten = summary["scales"].get(str(TARGET_SCALE), {})
     one = summary["scales"].get("1", {})
     a10, c10, a1 = ten.get("a"), ten.get("c"), one.get("a")
+    concurrency = summary.get("concurrency") or {}
+    concurrency_note = concurrency.get("skipped") or concurrency.get("error")
     a1_total = total_seconds(a1) if a1 and "training" in stage_seconds(a1) else None
     incremental = summary.get("incremental") or {}
     sensor = summary.get("sensor") or {}
@@ -133,6 +142,23 @@ def targets(summary: dict) -> list[dict]:
             and f"DuckDB memory_limit {summary['options']['duckdb_memory_limit']}",
         ),
         _target("x1 full year incl. training, (a)", a1_total, 90.0, "s"),
+        *(
+            _target(
+                f"x{scale} data stages: DuckLake within 1.2x of the DuckDB file [(d)/(b)]",
+                summary["scales"].get(str(scale), {}).get("ratios", {}).get("d/b", {}).get("data"),
+                1.2,
+                "x",
+                note=(summary["scales"].get(str(scale), {}).get("d") or {}).get("error"),
+            )
+            for scale in (1, TARGET_SCALE)
+        ),
+        _target(
+            "backfill of 30 days, 1/2/4 runs at once: lock errors",
+            concurrency.get("lock_errors"),
+            0,
+            "errors",
+            note=concurrency_note,
+        ),
         _target(
             f"sensor latency (file landed -> {sensor.get('measured_to') or 'predictions'})",
             sensor.get("latency_seconds"),
@@ -149,12 +175,17 @@ def summarize(summary: dict) -> dict:
     for scale, run in summary["scales"].items():
         run["ratios"] = ratios(run)
         failures += checksum_problems(int(scale), run)
-        for which in ("a", "b", "c"):
+        for which in ("a", "b", "c", "d", "e"):
             if which in run and "error" in run[which]:
                 failures.append(f"x{scale} ({which}) {run[which]['name']}: {run[which]['error']}")
-    for part in ("incremental", "sensor"):
+    for part in ("incremental", "sensor", "concurrency"):
         if (summary.get(part) or {}).get("error"):
             failures.append(f"{part}: {summary[part]['error']}")
+    concurrency = summary.get("concurrency") or {}
+    if concurrency.get("failed_runs"):
+        failures.append(f"concurrency: {concurrency['failed_runs']} runs failed")
+    if concurrency.get("same_rows_at_every_level") is False:
+        failures.append("concurrency: the levels' warehouse tables hold different rows")
     summary["targets"] = targets(summary)
     summary["failures"] = failures
     return summary
@@ -218,7 +249,7 @@ def _scale_table(scale: str, run: dict) -> list[str]:
         "| contender | " + " | ".join(stages) + " | data (lake→features) | total | data rows/s | peak memory |",
         "|---|" + "---:|" * (len(stages) + 4),
     ]
-    for which in ("a", "b", "c"):
+    for which in ("a", "b", "c", "d", "e"):
         result = run.get(which)
         if not result:
             continue
@@ -237,7 +268,7 @@ def _scale_table(scale: str, run: dict) -> list[str]:
             f"{gib(result.get('peak_rss_bytes'))} |"
         )
     r = run.get("ratios", {})
-    for pair in ("a/b", "c/b"):
+    for pair in ("a/b", "c/b", "d/b", "a/e", "b/e"):
         if r.get(pair, {}).get("data") is not None:
             per = ", ".join(f"{s} {_x(r[pair][s])}" for s in DATA_STAGES)
             lines.append(f"\n({pair.replace('/', ')/(')}) data stages: **{_x(r[pair]['data'])}** ({per})")
@@ -250,7 +281,7 @@ def _scale_table(scale: str, run: dict) -> list[str]:
             "count does not grow with the scale."
         )
     lines += ["", "| contender | stage | seconds | rows/s | peak memory (process tree) |", "|---|---|---:|---:|---:|"]
-    for which in ("a", "b", "c"):
+    for which in ("a", "b", "c", "d", "e"):
         for s in (run.get(which) or {}).get("stages", []):
             rate = f"{s['rows_per_second']:,.0f}" if s.get("rows_per_second") else "-"
             lines.append(f"| ({which}) | {s['stage']} | {s['seconds']:.1f} | {rate} | {gib(s.get('peak_rss_bytes'))} |")
@@ -259,7 +290,7 @@ def _scale_table(scale: str, run: dict) -> list[str]:
         lines.append(f"\n(c) reports its own stage times; its peak memory {peak} covers all three.")
     checks = [
         f"({w}) {run[w]['checksum']['rows']:,} rows, sha256 {run[w]['checksum']['sha256'][:12]}"
-        for w in ("a", "b", "c")
+        for w in ("a", "b", "c", "d", "e")
         if run.get(w, {}).get("checksum")
     ]
     if checks:
@@ -292,7 +323,10 @@ def markdown(summary: dict) -> str:
         "",
         (
             "(a) the platform through Dagster (one in-process run per layer over the year), (b) the same work as one "
-            "bare DuckDB script, (c) the pandas baseline. rows/s = flights of the scale / seconds."
+            "bare DuckDB script on a DuckDB file (round 1's warehouse), (c) the pandas baseline, (d) the script of (b) "
+            "on the DuckLake warehouse (embedded), (e) an independent anchor: a minimal DuckDB script from the same "
+            "files written apart from the platform's SQL (benchmarks/anchor.py), the lower bound. "
+            "rows/s = flights of the scale / seconds."
         ),
         "",
         "## Targets",
@@ -332,6 +366,7 @@ def markdown(summary: dict) -> str:
         else:
             lines.append(inc.get("skipped") or inc.get("error", ""))
         lines.append("")
+    lines += _concurrency_section(summary.get("concurrency"))
     sensor = summary.get("sensor")
     if sensor:
         lines += ["## Sensor latency (`ml-platform up` / `dagster dev`)", ""]
@@ -361,6 +396,29 @@ def markdown(summary: dict) -> str:
     if summary["failures"]:
         lines += ["## FAILED", ""] + [f"- {f}" for f in summary["failures"]] + [""]
     return "\n".join(lines)
+
+
+def _concurrency_section(result: dict | None) -> list[str]:
+    if not result:
+        return []
+    lines = ["## Concurrent runs (x1, a backfill of one-day runs, embedded DuckLake)", ""]
+    if "levels" not in result:
+        return lines + [result.get("skipped") or result.get("error", ""), ""]
+    lines += [
+        f"{result['days']} days, each {' + '.join(result['jobs_per_day'])} as runs of their own; N processes share "
+        "the days and run them in process on one instance (the repository's dagster.yaml: one pool per table, "
+        "limit 1).",
+        "",
+        "| runs at once | wall | speed-up | runs | failed | lock errors |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, level in result["levels"].items():
+        lines.append(
+            f"| {n} | {_s(level['wall_seconds'])} | {_x(level.get('speedup'))} | {level['runs']} | "
+            f"{len(level['failed_runs'])} | {level['lock_errors']} |"
+        )
+    same = "the same rows at every level" if result["same_rows_at_every_level"] else "**different rows between levels**"
+    return lines + ["", f"Warehouse tables: {same}.", ""]
 
 
 def _write_atomic(path: Path, text: str) -> None:
