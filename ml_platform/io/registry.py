@@ -33,6 +33,8 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
+from ml_platform.faults import kill_point
+
 EXPERIMENT = "flight-delay"
 MODEL_NAME = "flight_delay_classifier"
 CHALLENGER = "challenger"
@@ -377,6 +379,7 @@ class ModelRegistry:
                     params=[Param(str(k), _as_tag(v)) for k, v in params.items()],
                     tags=[RunTag(k, v) for k, v in all_tags.items()],
                 )
+            kill_point("training.logging")
             if plots:
                 with _errors(uri, f"uploading plots of run {run_id}"), tempfile.TemporaryDirectory() as tmp:
                     for name, data in plots.items():
@@ -409,6 +412,7 @@ class ModelRegistry:
                 with contextlib.suppress(Exception):  # the original error is the one to report
                     client.set_terminated(run_id, "FAILED")
         version = int(info.registered_model_version)
+        kill_point("registry.alias")
         # The challenger is the newest training: a slower concurrent training that registered
         # an older version must not take the alias back.
         with _errors(uri, f"reading the aliases of {MODEL_NAME}"):

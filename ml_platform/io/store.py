@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ml_platform.faults import kill_point
+
 TMP_PREFIX = ".tmp-"
 
 
@@ -114,6 +116,7 @@ class LocalStore:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+            kill_point("lake.write")
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)

@@ -42,6 +42,7 @@ from urllib.parse import urlparse
 
 import duckdb
 
+from ml_platform.faults import kill_point
 from ml_platform.io.store import is_s3
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -460,6 +461,7 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
                     {"message": info.get("message", ""), "extra": json.dumps(info, sort_keys=True)},
                 )
             yield
+            kill_point("warehouse.commit")
             conn.execute("COMMIT")
         except BaseException:
             try:

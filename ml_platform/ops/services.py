@@ -34,7 +34,9 @@ SERVICES_FILE = "services.json"
 
 
 def port_free(port: int) -> bool:
+    """Whether a server could listen on ``port`` now (connections still closing do not count)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -3,6 +3,7 @@ on free loopback ports and a temporary data home, driven through Dagster's Graph
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -54,6 +55,10 @@ class Platform:
         ]
         log = open(self.home.parent / "up.log", "ab")
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=log, start_new_session=True)
+
+    def service(self, name: str) -> str:
+        """The address `ml-platform up` gives a service in the home's services.json."""
+        return json.loads((self.home / "services.json").read_text())[name]
 
     def stop(self) -> int:
         stop_process(self.proc)

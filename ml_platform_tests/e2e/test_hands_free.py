@@ -8,13 +8,13 @@ as the UI does, and checked in the published Parquet and in MLflow."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import mlflow
+import psutil
 import pytest
 import requests
 
@@ -37,6 +37,11 @@ def _replay(platform: Platform, start: str, days: int) -> None:
     )
 
 
+def _mlflow(platform: Platform) -> mlflow.MlflowClient:
+    """A client of the MLflow server this start of the platform runs (its port may change across starts)."""
+    return mlflow.MlflowClient(tracking_uri=platform.service("mlflow"))
+
+
 def _settled(platform: Platform, predicted_days: int):
     """True once `predicted_days` days have predictions and no run is queued or running."""
     return platform.materialized_partitions("models", "predictions") >= predicted_days and not platform.busy()
@@ -57,17 +62,18 @@ def _ingested_days(platform: Platform) -> list[str]:
 
 
 def _every_server_listens_on_loopback_only(platform: Platform) -> None:
-    import psutil
-
-    tree = [psutil.Process(platform.proc.pid), *psutil.Process(platform.proc.pid).children(recursive=True)]
-    listening = [c.laddr for p in tree for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    listening = []
+    for process in [psutil.Process(platform.proc.pid), *psutil.Process(platform.proc.pid).children(recursive=True)]:
+        try:
+            listening += [c.laddr for c in process.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+        except psutil.Error:  # a run's process that ended meanwhile
+            continue
     assert len(listening) >= 6  # Dagster, MLflow, the weather API, Kafka and its log, the prediction service
     assert {addr.ip for addr in listening} == {"127.0.0.1"}, listening
 
 
 def _the_service_answers_like_the_batch(platform: Platform, settings: Settings) -> None:
     """The prediction service of `make run` scores a day's flight as the batch did, with the same version."""
-    services = json.loads((platform.home / "services.json").read_text())
     day = dt.date(2013, 1, 10)
     batch = lake.read_partition(open_store(settings.lake_url), "predictions", day, zone="published").row(0, named=True)
     flight = {k: batch[k] for k in ("carrier", "flight", "origin", "sched_dep_time")}
@@ -76,7 +82,7 @@ def _the_service_answers_like_the_batch(platform: Platform, settings: Settings) 
     body = {"flights": [{**flight, "dest": dest, "flight_date": str(day)}]}
 
     def answered():
-        response = requests.post(f"{services['serving']}/predict", json=body, timeout=10)
+        response = requests.post(f"{platform.service('serving')}/predict", json=body, timeout=10)
         return response.json() if response.status_code == 200 else None
 
     answer = platform.wait_for(answered, "the prediction service to have its champion and features", 120)
@@ -85,19 +91,21 @@ def _the_service_answers_like_the_batch(platform: Platform, settings: Settings) 
     assert abs(online["probability"] - batch["probability"]) < 1e-9
 
 
-def _a_killed_daemon_is_started_again(platform: Platform) -> None:
-    import psutil
+def _daemon_pids(platform: Platform) -> set[int]:
+    pids = set()
+    for child in psutil.Process(platform.proc.pid).children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "dagster-daemon" in " ".join(child.cmdline()):
+                pids.add(child.pid)
+        except psutil.Error:  # it ended while being looked at
+            continue
+    return pids
 
-    [daemon] = [p for p in psutil.Process(platform.proc.pid).children() if "dagster-daemon" in " ".join(p.cmdline())]
-    daemon.kill()
-    platform.wait_for(
-        lambda: any(
-            "dagster-daemon" in " ".join(p.cmdline()) and p.pid != daemon.pid
-            for p in psutil.Process(platform.proc.pid).children()
-        ),
-        "ml-platform up to start the daemon again",
-        60,
-    )
+
+def _a_killed_daemon_is_started_again(platform: Platform) -> None:
+    [daemon] = _daemon_pids(platform)
+    psutil.Process(daemon).kill()
+    platform.wait_for(lambda: _daemon_pids(platform) - {daemon}, "ml-platform up to start the daemon again", 60)
     log = (platform.home.parent / "up.log").read_text()
     assert "dagster-daemon exited" in log and "starting it again" in log
 
@@ -105,17 +113,16 @@ def _a_killed_daemon_is_started_again(platform: Platform) -> None:
 def test_landed_days_become_predictions_and_a_retrained_model(tmp_path):
     platform = Platform(tmp_path / "home")
     settings = Settings.from_env(platform.env)
-    mlflow_client = mlflow.MlflowClient(tracking_uri=f"http://127.0.0.1:{platform.mlflow_port}")
     platform.start(replay_days=FIRST_WEEK)  # `make run`: seeds, lands the first week
     started = time.monotonic()
     try:
         # The first week: one ingestion run, then warehouse, features, a first model, its predictions.
         platform.wait_for(lambda: _settled(platform, FIRST_WEEK), "the first week to reach predictions", 900)
         assert [partition_range(r) for r in platform.runs("ingest_landing")] == [("2013-01-01", "2013-01-07")]
-        first_model = mlflow_client.get_model_version_by_alias(MODEL_NAME, "champion")
+        first_model = _mlflow(platform).get_model_version_by_alias(MODEL_NAME, "champion")
         cutoff = dt.date.fromisoformat(first_model.tags["ml_platform.training_cutoff"])
         assert cutoff == dt.date(2013, 1, 6)  # a first week trains with its newest day held out
-        assert requests.get(f"http://127.0.0.1:{platform.mlflow_port}/health", timeout=10).ok
+        assert requests.get(f"{platform.service('mlflow')}/health", timeout=10).ok
         # Three more days arrive and flow on their own.
         _replay(platform, "2013-01-08", 3)
         platform.wait_for(lambda: _settled(platform, 10), "01-08..01-10 to reach predictions", 600)
@@ -142,7 +149,7 @@ def test_landed_days_become_predictions_and_a_retrained_model(tmp_path):
             "7 new labelled days (2013-01-01..2013-01-07) and no model yet",
             "7 new labelled days (2013-01-08..2013-01-14) since 2013-01-07",
         ]
-        assert len(mlflow_client.search_model_versions(f"name = '{MODEL_NAME}'")) == 2
+        assert len(_mlflow(platform).search_model_versions(f"name = '{MODEL_NAME}'")) == 2
 
         # Every file ingested once, across the restart.
         assert _ingested_days(platform) == [str(dt.date(2013, 1, d)) for d in range(1, 15)]

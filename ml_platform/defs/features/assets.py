@@ -6,7 +6,7 @@ import dagster as dg
 
 from ml_platform.defs.automation import on_upstream_change
 from ml_platform.defs.checks import contract_result, contract_spec
-from ml_platform.defs.keys import FCT_FLIGHTS, FEATURES, STAGING_WEATHER, TRAINING_SET
+from ml_platform.defs.keys import FCT_FLIGHTS, FEATURES, MODEL, STAGING_WEATHER, TRAINING_SET
 from ml_platform.defs.metadata import (
     SNAPSHOT_KEY,
     add_daily_metadata,
@@ -223,14 +223,15 @@ def flight_training_set(
 ):
     """The labelled flights of a window of days, frozen as one Parquet snapshot in the lake and
     named by its content hash. Its data version is that hash: training logs it as its dataset.
-    When the rows are the same as the newest snapshot's, nothing is materialized and the model
-    does not retrain."""
+    When the newest model was trained on these very rows, nothing is materialized and the model
+    does not retrain (a training that crashed or failed on them is tried again)."""
     store = lake_store.store()
     with warehouse.connect() as conn, snapshot_read(conn) as read_at:
         frame = training_set.select(conn, config.first_day or None, config.last_day or None)
-    previous = context.instance.get_latest_materialization_event(TRAINING_SET)
+    trained = context.instance.get_latest_materialization_event(MODEL)
     snapshot = training_set.write_snapshot(store, frame)
-    if previous and previous.asset_materialization.metadata["content_sha256"].value == snapshot.digest:
+    trained_on = trained.asset_materialization.metadata.get("training_set_sha256") if trained else None
+    if trained_on is not None and trained_on.value == snapshot.digest:
         context.log.info("training set unchanged (%s): no retrain", snapshot.digest[:16])
         yield contract_result(TRAINING_SET, contracts.FlightFeatures, frame)  # on the newest snapshot
         return

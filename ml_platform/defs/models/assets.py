@@ -132,6 +132,7 @@ def flight_delay_model(
             "holdout": f"{trained.holdout_first}..{trained.holdout_last}",
             **{k: float(v) for k, v in trained.metrics.items()},
             "training_set": location,
+            "training_set_sha256": digest,
             "training_set_last_day": str(last_day),
         }
     )
