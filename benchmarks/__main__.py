@@ -7,7 +7,9 @@ warehouse ((d)/(b): what DuckLake costs), (e) the independent anchor (``benchmar
 a minimal DuckDB script written apart from the platform's SQL, the lower bound).
 Then, on the 1x year, the incremental cost of one
 new day after 30, 180 and 365 days of history, a backfill of 30 one-day runs with 1, 2 and 4
-runs at once (``benchmarks.concurrency``), and the sensor latency under ``dagster dev``. Writes ``benchmarks/results/<date>.json`` and ``<date>.md``, and exits
+runs at once (``benchmarks.concurrency``), the production profile's backfill with 1 and 2 Celery
+workers, the stream's produce-to-lake latency and the prediction service against its floor and
+``mlflow models serve`` (``benchmarks.online``), and the sensor latency under ``dagster dev``. Writes ``benchmarks/results/<date>.json`` and ``<date>.md``, and exits
 non-zero if a contender failed or the contenders' features differ.
 
     python -m benchmarks                      # scales 1 and 10, everything
@@ -93,14 +95,14 @@ def _concurrency(work: Path, inputs_root: Path, min_free_gb: float) -> dict:
     return json.loads(result.read_text())
 
 
-def _celery_workers(work: Path, min_free_gb: float) -> dict:
-    """The production profile's backfill with 1 and 2 Celery workers (benchmarks/celery_workers.py)."""
-    result = work / "celery_workers.json"
-    cmd = [sys.executable, "-m", "benchmarks.celery_workers", "--work", str(work / "celery"), "--result", str(result)]
-    run = run_guarded(cmd, work / "celery_workers.log", min_free_gb)
+def _part(module: str, work: Path, min_free_gb: float) -> dict:
+    """``python -m benchmarks.<module> --work ... --result ...`` under the memory guard; its result."""
+    result = work / f"{module}.json"
+    cmd = [sys.executable, "-m", f"benchmarks.{module}", "--work", str(work / module), "--result", str(result)]
+    run = run_guarded(cmd, work / f"{module}.log", min_free_gb)
     if not result.exists():
         reason = run.problem or f"exited with code {run.returncode}"
-        progress(f"celery workers: {reason}; log {work / 'celery_workers.log'}:\n{run.log_tail}")
+        progress(f"{module}: {reason}; log {work / f'{module}.log'}:\n{run.log_tail}")
         return {"error": reason}
     return json.loads(result.read_text())
 
@@ -130,6 +132,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-concurrency", action="store_true", help="no backfill with 1, 2 and 4 runs at once")
     parser.add_argument(
         "--skip-celery", action="store_true", help="no production-profile backfill with 1 and 2 Celery workers"
+    )
+    parser.add_argument(
+        "--skip-online", action="store_true", help="no stream latency and prediction service measurement"
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default benchmarks/results)")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="generated data (default .ml_platform/bench)")
@@ -218,7 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.skip_celery or not platform_included:
         summary["celery_workers"] = {"skipped": "--skip-celery" if args.skip_celery else skip}
     else:
-        summary["celery_workers"] = _celery_workers(work, args.min_free_gb)
+        summary["celery_workers"] = _part("celery_workers", work, args.min_free_gb)
+    if args.skip_online:
+        summary["online"] = {"skipped": "--skip-online"}
+    else:
+        summary["online"] = _part("online", work, args.min_free_gb)
     if args.skip_sensor or not platform_included:
         summary["sensor"] = {"skipped": "--skip-sensor" if args.skip_sensor else skip}
     else:

@@ -116,6 +116,10 @@ def targets(summary: dict) -> list[dict]:
     sensor = summary.get("sensor") or {}
     sensor_note = sensor.get("note") or sensor.get("skipped") or sensor.get("error")
     c_over_a = _ratio(data_seconds(c10), data_seconds(a10))
+    online = summary.get("online") or {}
+    online_note = online.get("skipped") or online.get("error")
+    stream, serving = online.get("stream") or {}, online.get("serving") or {}
+    served_1, mlflow_1 = serving.get("service_1") or {}, (serving.get("mlflow_models_serve") or {}).get("1") or {}
     return [
         _target("x10 data stages: (a) within 2x of (b)", ten.get("ratios", {}).get("a/b", {}).get("data"), 2.0, "x"),
         _target(
@@ -166,6 +170,28 @@ def targets(summary: dict) -> list[dict]:
             "s",
             note=sensor_note,
         ),
+        _target(
+            "stream: produce-to-lake latency p95",
+            stream.get("p95_seconds"),
+            5.0,
+            "s",
+            note=online_note or stream.get("failed"),
+        ),
+        _target(
+            "prediction service: p99 for one flight, Redis read included",
+            served_1.get("p99_ms"),
+            20.0,
+            "ms",
+            note=online_note or serving.get("failed"),
+        ),
+        _target(
+            "prediction service ahead of `mlflow models serve` [p50 ratio mlflow/service > 1]",
+            _ratio(mlflow_1.get("p50_ms"), served_1.get("p50_ms")),
+            1.0,
+            "x",
+            below=False,
+            note=online_note or (serving.get("mlflow_models_serve") or {}).get("skipped"),
+        ),
     ]
 
 
@@ -178,9 +204,12 @@ def summarize(summary: dict) -> dict:
         for which in ("a", "b", "c", "d", "e"):
             if which in run and "error" in run[which]:
                 failures.append(f"x{scale} ({which}) {run[which]['name']}: {run[which]['error']}")
-    for part in ("incremental", "sensor", "concurrency"):
+    for part in ("incremental", "sensor", "concurrency", "online"):
         if (summary.get(part) or {}).get("error"):
             failures.append(f"{part}: {summary[part]['error']}")
+    for part in ("stream", "serving"):
+        if ((summary.get("online") or {}).get(part) or {}).get("failed"):
+            failures.append(f"online {part}: {summary['online'][part]['failed']}")
     concurrency = summary.get("concurrency") or {}
     if concurrency.get("failed_runs"):
         failures.append(f"concurrency: {concurrency['failed_runs']} runs failed")
@@ -367,6 +396,7 @@ def markdown(summary: dict) -> str:
             lines.append(inc.get("skipped") or inc.get("error", ""))
         lines.append("")
     lines += _concurrency_section(summary.get("concurrency"))
+    lines += _online_section(summary.get("online"))
     sensor = summary.get("sensor")
     if sensor:
         lines += ["## Sensor latency (`ml-platform up` / `dagster dev`)", ""]
@@ -419,6 +449,48 @@ def _concurrency_section(result: dict | None) -> list[str]:
         )
     same = "the same rows at every level" if result["same_rows_at_every_level"] else "**different rows between levels**"
     return lines + ["", f"Warehouse tables: {same}.", ""]
+
+
+def _online_section(result: dict | None) -> list[str]:
+    if not result:
+        return []
+    lines = ["## Online path (benchmarks/online.py)", ""]
+    if "stream" not in result:
+        return lines + [result.get("skipped") or result.get("error", ""), ""]
+    stream = result["stream"]
+    if "failed" in stream:
+        lines.append(f"Stream: failed: {stream['failed']}")
+    else:
+        lines.append(
+            f"Stream: {stream['events']:,} events sent at {stream['rate_sent']:,}/s into the embedded broker; "
+            f"produce-to-lake latency p50 {_s(stream['p50_seconds'])}, p95 **{_s(stream['p95_seconds'])}** "
+            f"(target < 5 s), max {_s(stream['max_seconds'])}; the lake took {stream['lake_events_per_second']:,.0f} "
+            "events/s."
+        )
+    serving = result.get("serving") or {}
+    if "failed" in serving:
+        return lines + ["", f"Serving: failed: {serving['failed']}", ""]
+    mlflow = serving.get("mlflow_models_serve") or {}
+    rows = [
+        ("`POST /predict`, 1 flight (Redis read + scoring)", serving.get("service_1")),
+        ("`POST /predict`, 100 flights", serving.get("service_100")),
+        ("`predict_proba` in process, 1 row (the floor)", serving.get("in_process_1")),
+        ("`predict_proba` in process, 100 rows", serving.get("in_process_100")),
+        ("`mlflow models serve`, 1 row of features", mlflow.get("1")),
+        ("`mlflow models serve`, 100 rows of features", mlflow.get("100")),
+    ]
+    lines += ["", "| prediction | p50 | p99 |", "|---|---:|---:|"]
+    for name, stats in rows:
+        if stats:
+            lines.append(f"| {name} | {stats['p50_ms']:.1f} ms | {stats['p99_ms']:.1f} ms |")
+    load = serving.get("service_4_clients") or {}
+    if load:
+        lines.append(
+            f"\n4 clients, 1 flight each: {load['requests_per_second']:.0f} requests/s, p99 {load['p99_ms']:.1f} ms."
+        )
+    if mlflow.get("skipped"):
+        lines.append(f"\n`mlflow models serve`: {mlflow['skipped']}")
+    return lines + [""]
 
 
 def _write_atomic(path: Path, text: str) -> None:

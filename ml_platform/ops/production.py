@@ -147,7 +147,7 @@ def _form_problems(settings: Settings) -> list[str]:
     if not settings.celery_broker_url.startswith(("amqp://", "pyamqp://", "amqps://")):
         problems.append(
             f"ML_PLATFORM_CELERY_BROKER_URL={redacted(settings.celery_broker_url)}: use a RabbitMQ URL, "
-            "amqp://user:password@host:5672/vhost"
+            "amqp://USER:PASS@host:5672/vhost"
         )
     return problems
 

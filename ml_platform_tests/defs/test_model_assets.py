@@ -21,6 +21,7 @@ from ml_platform.io.store import open_store
 from ml_platform.io.warehouse import connect_warehouse
 from ml_platform.ops.bootstrap import replay, seed
 from ml_platform.pipeline import features as ft
+from ml_platform.pipeline import promotion
 from ml_platform_tests.conftest import free_port
 from ml_platform_tests.helpers import platform_defs, run_days
 from ml_platform_tests.mlflow_server import mlflow_server  # noqa: F401
@@ -148,8 +149,13 @@ def test_train_promote_score_measure_and_roll_back(settings, six_weeks, mlflow_s
 
     # A newer champion does not rescore the past.
     second = _train(instance, "2013-02-07")
-    assert second[CHAMPION]["decision"].value in ("promoted", "refused")
-    assert "challenger_roc_auc" in second[CHAMPION]
+    # The decision follows from the two scores on the same held-out days, whichever way it goes.
+    gate = second[CHAMPION]
+    challenger_auc, champion_auc = gate["challenger_roc_auc"].value, gate["champion_roc_auc"].value
+    assert 0.5 < challenger_auc < 1 and 0.5 < champion_auc < 1
+    promoted = challenger_auc >= champion_auc + promotion.DEFAULT_MARGIN
+    assert gate["decision"].value == ("promoted" if promoted else "refused")
+    assert gate["champion_version"].value == (second[MODEL]["version"].value if promoted else version)
     # The same training data again: no new training set, no new model version.
     again = (
         platform_defs()

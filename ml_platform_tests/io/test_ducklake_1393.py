@@ -31,9 +31,12 @@ LOCK_WAIT = 5.0  # how long writer 0 keeps its transaction open for writer 1 to 
 def _replace_day(config, writer: int, events, out) -> None:
     """DELETE day 7 and INSERT it as ``writer``. Writer 1 begins once writer 0 is inside its transaction;
     writer 0 commits once writer 1 wrote (or after LOCK_WAIT, if writer 1 is kept out); writer 1 commits last."""
-    inside, second_wrote, first_committed = events
+    ready, inside, second_wrote, first_committed = events
     conn = connect_warehouse(config)
-    if writer == 1:
+    if writer == 0:
+        ready.wait(60)  # writer 1 is connected (on a busy machine that can take seconds)
+    else:
+        ready.set()
         inside.wait(60)
     started = time.monotonic()
     with transaction(conn):
@@ -75,7 +78,7 @@ def test_two_replacements_of_a_new_day_overlap_only_without_the_lock(config):
         conn.execute("INSERT INTO core.daily SELECT 1, -1, range FROM range($n)", {"n": ROWS})
 
     ctx = mp.get_context("spawn")
-    events, out = (ctx.Event(), ctx.Event(), ctx.Event()), ctx.Queue()
+    events, out = (ctx.Event(), ctx.Event(), ctx.Event(), ctx.Event()), ctx.Queue()
     procs = [ctx.Process(target=_replace_day, args=(config, w, events, out)) for w in (0, 1)]
     for p in procs:
         p.start()

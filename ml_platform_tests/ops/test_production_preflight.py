@@ -118,7 +118,7 @@ def test_an_unreachable_s3_endpoint_names_each_bucket_setting_and_the_endpoint(g
 
 def test_passwords_never_appear_in_the_errors(good_env):
     problems = _problems(
-        ML_PLATFORM_CELERY_BROKER_URL=f"amqp://guest:s3cret@127.0.0.1:{free_port()}//",
+        ML_PLATFORM_CELERY_BROKER_URL=f"amqp://guest:s3cret@127.0.0.1:{free_port()}//",  # a fake credential, to see it redacted
         ML_PLATFORM_CATALOG_URL=f"postgres:dbname=x host=127.0.0.1 port={free_port()} user=u password=s3cret",
     )
     assert len(problems) == 2 and not any("s3cret" in p for p in problems), problems
