@@ -164,8 +164,8 @@ _UNIT_EXCEPTIONS = ("test_catalog.py", "test_definitions_snapshot.py", "test_aut
 def pytest_collection_modifyitems(items):
     """Tiers: ``unit`` (pure logic on real reference files, no server; ``make test-fast``, under a
     minute), ``integration`` (real servers, Dagster runs, the real year), ``slow`` (end to end).
-    The end-to-end tests go first: under `make test`'s two workers the longest test starts at
-    once, and the rest share the other worker."""
+    The end-to-end tests go first, then the other slow ones: under `make test`'s workers the
+    longest tests start at once, and the short ones fill in at the end."""
     for item in items:
         if item.get_closest_marker("slow"):
             continue
@@ -178,4 +178,4 @@ def pytest_collection_modifyitems(items):
             or any(f"[{server}" in item.nodeid for server in ("s3", "postgres"))  # parametrized stores
         )
         item.add_marker("integration" if integration else "unit")
-    items.sort(key=lambda item: "/e2e/" not in item.nodeid)
+    items.sort(key=lambda item: ("/e2e/" not in item.nodeid, not item.get_closest_marker("slow")))

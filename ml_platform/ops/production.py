@@ -251,7 +251,7 @@ def prepare_stores(settings: Settings, dagster_home: Path) -> None:
     from ml_platform.devdata.reference_data import read_reference_table
     from ml_platform.domain.flights import REFERENCE_TABLES
     from ml_platform.io.ops_db import replace_tables
-    from ml_platform.io.warehouse import close_warehouses, connect_warehouse
+    from ml_platform.io.warehouse import connect_warehouse, detach_warehouse
     from ml_platform.ops.bootstrap import is_seeded
     from ml_platform.ops.mlflow_backend import upgrade_backend
 
@@ -260,7 +260,7 @@ def prepare_stores(settings: Settings, dagster_home: Path) -> None:
     try:
         connect_warehouse(settings.warehouse).close()  # a new catalog is initialized here
     finally:
-        close_warehouses()
+        detach_warehouse(settings.warehouse)  # this catalog only: other warehouses of the process stay open
     if not is_seeded(settings):
         tables = {name: read_reference_table(name) for name in REFERENCE_TABLES}
         counts = replace_tables(settings.ops_db_url, tables)

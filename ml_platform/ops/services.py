@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 from ml_platform.io.warehouse import WarehouseConfigError, check_warehouse
 from ml_platform.ops.bootstrap import is_seeded, prepare_dagster_home, replay, seed
 from ml_platform.ops.mlflow_backend import embedded_backend, upgrade_backend
+from ml_platform.serving.online_store import key_prefix_for_home
 from ml_platform.settings import REPO_ROOT, Settings
 
 MAX_RESTARTS, RESTART_WINDOW = 3, 600
@@ -137,6 +138,7 @@ def _commands(settings: Settings, ports: dict[str, int], bootstrap: str | None) 
             str(ports["kafka"]),
         ]
     commands["stream-sink"] = [python, "-m", "ml_platform.stream.sink", "--lake", settings.lake_url]
+    commands["stream-sink"] += ["--redis-url", settings.redis_url, "--key-prefix", key_prefix_for_home(settings.home)]
     return commands
 
 

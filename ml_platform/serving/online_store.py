@@ -157,6 +157,20 @@ class CancellationEvent:
     sched_dep_utc: dt.datetime
 
 
+def airport_events(events: Iterable) -> list[DepartureEvent | CancellationEvent]:
+    """The stream's ``departed`` and ``cancelled`` events (``stream.events.FlightEvent``) as airport
+    events: a departure at its event time (the actual departure) with its delay, a cancellation at
+    its event time (the scheduled departure). Arrivals say nothing about the airport state."""
+    found: list[DepartureEvent | CancellationEvent] = []
+    for e in events:
+        key = (e.flight_date, e.carrier, e.flight, e.origin, e.sched_dep_time)
+        if e.kind == "departed":
+            found.append(DepartureEvent(*key, e.event_time, e.dep_delay))
+        elif e.kind == "cancelled":
+            found.append(CancellationEvent(*key, e.event_time))
+    return found
+
+
 @dataclass(frozen=True)
 class PushResult:
     """What one push wrote, for the Dagster materialization's metadata."""

@@ -72,6 +72,7 @@ class _Buffer:
     start: int | None  # the first offset of the next batch (None: the first message's)
     events: list[tuple] = field(default_factory=list)
     dead: list[tuple] = field(default_factory=list)
+    online: list[FlightEvent] = field(default_factory=list)  # its departures and cancellations
     last: int | None = None
     since: float | None = None  # monotonic time of the oldest buffered message
 
@@ -88,8 +89,16 @@ def _timestamp(message: Message) -> dt.datetime | None:
 class LakeSink:
     """Consumes ``config.topic`` from ``bootstrap`` into ``store``; see the module docstring."""
 
-    def __init__(self, bootstrap: str, store: Store, config: SinkConfig = SinkConfig()):
-        self.bootstrap, self.store, self.config = bootstrap, store, config
+    def __init__(
+        self,
+        bootstrap: str,
+        store: Store,
+        config: SinkConfig = SinkConfig(),
+        online: Callable[[list[FlightEvent]], None] | None = None,
+    ):
+        """``online``: called with each batch's departures and cancellations once its file is
+        written (the online store's airport state); its failures are logged, never stop the lake."""
+        self.bootstrap, self.store, self.config, self.online = bootstrap, store, config, online
         self.written_batches = 0
         self._broker_down_since: float | None = None
         self._consumer: Consumer | None = None
@@ -233,6 +242,8 @@ class LakeSink:
         event = parse_event(value)
         if isinstance(event, FlightEvent):
             buffer.events.append(tuple(getattr(event, f) for f in FIELD_NAMES) + lineage)
+            if self.online is not None and event.kind in ("departed", "cancelled"):
+                buffer.online.append(event)
         else:
             buffer.dead.append(lineage + (message.key(), value, event))
         buffer.last = offset
@@ -250,7 +261,13 @@ class LakeSink:
         self.store.write_bytes(offset_log.batch_path(partition, first, last, topic), _parquet(events))
         self.written_batches += 1
         self._next[partition] = last + 1
+        online, buffer.online = buffer.online, []
         buffer.start, buffer.events, buffer.dead, buffer.last, buffer.since = last + 1, [], [], None, None
+        if online:
+            try:
+                self.online(online)
+            except Exception as e:  # noqa: BLE001 - the lake is the record; the next push covers the gap
+                log.warning("partition %d offsets %d..%d not sent to the online store: %s", partition, first, last, e)
         if self._consumer is not None:  # for lag tools only
             try:
                 self._consumer.commit(offsets=[TopicPartition(topic, partition, last + 1)], asynchronous=True)
@@ -308,6 +325,7 @@ def run_sink(
     config: SinkConfig = SinkConfig(),
     stop: threading.Event | None = None,
     store_factory: Callable[[str], Store] = open_store,
+    online: Callable[[list[FlightEvent]], None] | None = None,
 ) -> None:
     """Run the lake sink until SIGTERM/SIGINT (in the main thread) or until ``stop`` is set."""
     stop = stop or threading.Event()
@@ -319,7 +337,7 @@ def run_sink(
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, on_signal)
-    sink = LakeSink(bootstrap, store_factory(lake_url), config)
+    sink = LakeSink(bootstrap, store_factory(lake_url), config, online)
     sink.run(stop)
     log.info("stream sink stopped after %d batch files", sink.written_batches)
 
@@ -332,6 +350,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-batch-messages", type=int, default=SinkConfig.max_batch_messages)
     parser.add_argument("--max-batch-seconds", type=float, default=SinkConfig.max_batch_seconds)
     parser.add_argument("--retry-max-seconds", type=float, default=SinkConfig.retry_max_seconds)
+    parser.add_argument("--redis-url", help="also update the online store's airport state (with --key-prefix)")
+    parser.add_argument("--key-prefix", help="the online store's key prefix (the data home's)")
     args = parser.parse_args(argv)
     if not args.bootstrap:
         parser.error("no broker: pass --bootstrap or set ML_PLATFORM_KAFKA_BOOTSTRAP")
@@ -342,7 +362,16 @@ def main(argv: list[str] | None = None) -> None:
         max_batch_seconds=args.max_batch_seconds,
         retry_max_seconds=args.retry_max_seconds,
     )
-    run_sink(args.bootstrap, args.lake, config=config)
+    online = None
+    if args.redis_url:
+        from ml_platform.serving.online_store import OnlineStore, OnlineStoreSettings, airport_events
+
+        store = OnlineStore(OnlineStoreSettings(args.redis_url, args.key_prefix or "ml_platform"))
+
+        def online(events: list[FlightEvent]) -> None:
+            store.record_events(airport_events(events))
+
+    run_sink(args.bootstrap, args.lake, config=config, online=online)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import pytest
 import sqlalchemy as sa
 
 from ml_platform.domain.flights import FLIGHT_KEY
-from ml_platform.io.warehouse import close_warehouses, connect_warehouse, detach_warehouse
+from ml_platform.io.warehouse import connect_warehouse, detach_warehouse
 from ml_platform.ops import production
 from ml_platform.settings import DEFAULT_CELERY_BROKER_URL, Settings
 from ml_platform_tests.conftest import POSTGRES_URL, require_service
@@ -228,7 +228,6 @@ def test_a_replayed_stretch_reaches_predictions_on_celery_workers_and_survives_a
                 "FROM ml.predictions"
             ).fetchone()
         detach_warehouse(settings.warehouse)
-        close_warehouses()
         assert facts[0] == facts[1] > 0, facts  # each flight once
         assert day_one == (842,)
         assert predicted[0] == predicted[1] > 0, predicted  # each flight once per model version
