@@ -28,7 +28,7 @@ from ml_platform_tests.mlflow_server import _stop as stop_mlflow_server
 from ml_platform_tests.mlflow_server import start_mlflow_server
 
 pytestmark = pytest.mark.slow
-LAST = "2013-01-10"
+LAST = "2013-01-07"
 
 
 def _home_with_a_champion(tmp_path, monkeypatch, name: str, weather_api_url: str, trained_to: str):
@@ -40,7 +40,7 @@ def _home_with_a_champion(tmp_path, monkeypatch, name: str, weather_api_url: str
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     settings = Settings.from_env()
     seed(settings)
-    replay(settings, dt.date(2013, 1, 1), 10)
+    replay(settings, dt.date(2013, 1, 1), 7)
     with dg.instance_for_test() as instance:
         resources = platform_defs().resources
         assert run_days(instance, "ingest_landing", "2013-01-01", LAST).success
@@ -69,7 +69,7 @@ def test_each_home_trains_into_its_own_registry_and_refuses_the_other(tmp_path, 
     monkeypatch.setenv("ML_PLATFORM_WEATHER_API_URL", weather_api_url)
     # Trained on different days, so the two homes' champions are different models.
     a, a_url, a_server = _home_with_a_champion(tmp_path, monkeypatch, "home-a", weather_api_url, trained_to=LAST)
-    b, b_url, b_server = _home_with_a_champion(tmp_path, monkeypatch, "home-b", weather_api_url, "2013-01-08")
+    b, b_url, b_server = _home_with_a_champion(tmp_path, monkeypatch, "home-b", weather_api_url, "2013-01-05")
     try:
         for home, url in ((a, a_url), (b, b_url)):
             client = mlflow.MlflowClient(url)
