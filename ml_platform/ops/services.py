@@ -78,16 +78,26 @@ class Service:
                 self.command, env=self.env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
 
+    def interrupt(self) -> None:
+        """Ask it to stop (SIGINT to its group: dagster and uvicorn shut down cleanly on it)."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
     def stop(self, timeout: float = 30) -> None:
+        """Interrupt it and wait ``timeout`` seconds, then SIGKILL its group."""
         if self.proc is None or self.proc.poll() is not None:
             return
+        self.interrupt()
         try:
-            os.killpg(self.proc.pid, signal.SIGINT)  # dagster and uvicorn shut down cleanly on it
             self.proc.wait(timeout)
-        except ProcessLookupError:
-            pass
         except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.proc.wait()
 
 
@@ -254,6 +264,8 @@ def up(
         print("\nstopping...", flush=True)
         return 0
     finally:
+        for service in reversed(services):  # all at once: Ctrl-C takes the slowest one's time, not the sum
+            service.interrupt()
         for service in reversed(services):
             service.stop()
 

@@ -61,7 +61,8 @@ class Platform:
         return json.loads((self.home / "services.json").read_text())[name]
 
     def stop(self) -> int:
-        stop_process(self.proc)
+        """Ctrl-C; `up` stops its services (each at most 30 s, all at once), so allow it a minute."""
+        stop_process(self.proc, timeout=60)
         return self.proc.returncode
 
     def graphql(self, query: str) -> dict:
