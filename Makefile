@@ -22,7 +22,7 @@ run: $(INSTALLED)
 # on average with two workers) while the rest runs beside them. Files keep the order conftest.py
 # gives them (end-to-end first, then the slow ones): xdist's default puts one-test files last,
 # and the 7-minute end-to-end test would start minutes late. The slowest 15 are listed.
-# The lint and format check come first: they take a second and fail before a 13-minute run.
+# The lint and format check come first: they take a second and fail before a 15-minute run.
 test: $(INSTALLED) lint
 	@start=$$(date +%s); $(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder --durations=15; status=$$?; \
 	echo "make test: tests took $$(( $$(date +%s) - start )) s"; exit $$status
