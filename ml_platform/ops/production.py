@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ml_platform.io.store import is_s3
 from ml_platform.io.warehouse import CATALOG_SETTING, WarehouseConfigError, check_s3, parse_catalog_url
+from ml_platform.ops.services import server_commands
 from ml_platform.settings import REPO_ROOT, Settings
 
 TEMPLATE = REPO_ROOT / "deploy" / "dagster.production.yaml"
@@ -279,34 +280,7 @@ def worker_name(settings: Settings, n: int) -> str:
 
 
 def _commands(settings: Settings, ports: dict[str, int], workers: int) -> dict[str, list[str]]:
-    bin_dir = Path(sys.executable).parent
-    workspace = str(REPO_ROOT / "workspace.yaml")
-    mlflow_port = ports["mlflow"]
-    commands = {
-        # Its backend and artifact root come from the environment (MLFLOW_BACKEND_STORE_URI, ...).
-        "mlflow": [
-            str(bin_dir / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(mlflow_port),
-            "--workers",
-            "1",
-            "--allowed-hosts",
-            f"127.0.0.1:{mlflow_port},localhost:{mlflow_port}",
-        ],
-        "dagster-webserver": [
-            str(bin_dir / "dagster-webserver"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(ports["dagster"]),
-            "-w",
-            workspace,
-        ],
-        "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
-    }
+    commands = server_commands(ports)  # MLflow reads its stores from the environment (MLFLOW_BACKEND_STORE_URI, ...)
     for n in range(1, workers + 1):
         commands[f"celery-worker-{n}"] = worker_command(settings, n)
     return commands

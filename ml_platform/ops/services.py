@@ -101,40 +101,29 @@ class Service:
             self.proc.wait()
 
 
+def server_commands(ports: dict[str, int], *mlflow_stores: str) -> dict[str, list[str]]:
+    """The servers both profiles start, on 127.0.0.1: MLflow (with its host allow-list and the
+    ``mlflow_stores`` options; without them it reads its stores from the environment), the
+    Dagster webserver and the daemon."""
+    bin_dir = Path(sys.executable).parent
+    workspace = str(REPO_ROOT / "workspace.yaml")
+    mlflow_port = ports["mlflow"]
+    return {
+        "mlflow": [str(bin_dir / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port)]
+        + ["--workers", "1", *mlflow_stores, "--allowed-hosts", f"127.0.0.1:{mlflow_port},localhost:{mlflow_port}"],
+        "dagster-webserver": [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(ports["dagster"])]
+        + ["-w", workspace],
+        "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
+    }
+
+
 def _commands(settings: Settings, ports: dict[str, int], bootstrap: str | None) -> dict[str, list[str]]:
     bin_dir = Path(sys.executable).parent
     python = str(Path(sys.executable))
     backend, artifacts = embedded_backend(settings.home)
-    mlflow_port = ports["mlflow"]
-    workspace = str(REPO_ROOT / "workspace.yaml")
     commands = {
         "weather-api": [str(bin_dir / "ml-platform"), "weather-api", "--port", str(ports["weather"])],
-        "mlflow": [
-            str(bin_dir / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(mlflow_port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            backend,
-            "--artifacts-destination",
-            artifacts,
-            "--allowed-hosts",
-            f"127.0.0.1:{mlflow_port},localhost:{mlflow_port}",
-        ],
-        "dagster-webserver": [
-            str(bin_dir / "dagster-webserver"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(ports["dagster"]),
-            "-w",
-            workspace,
-        ],
-        "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
+        **server_commands(ports, "--backend-store-uri", backend, "--artifacts-destination", artifacts),
         "serving": [str(bin_dir / "ml-platform"), "serve", "--port", str(ports["serving"])],
     }
     if bootstrap is None:  # the embedded broker, and the sink into this home's lake

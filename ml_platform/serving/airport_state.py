@@ -30,9 +30,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from ml_platform.domain import calendar
 from ml_platform.serving.codec import from_micros, to_micros
 
-NEW_YORK = ZoneInfo("America/New_York")
+NEW_YORK = ZoneInfo(calendar.NEW_YORK)
 WINDOW_US = 2 * 3600 * 1_000_000  # AIRPORT_WINDOW_HOURS of the features SQL
 # Events older than the newest one by more than this are dropped (a 2-hour window, a
 # horizon of up to a day, and slack): an entity stays around 10-15 kB per origin.

@@ -40,6 +40,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ml_platform.domain.calendar import NEW_YORK
 from ml_platform.domain.features import COLUMNS, FLAG_COLUMNS, KNOWN_AT_COLUMNS, LABEL, TABLE
 from ml_platform.serving.airport_state import AirportEvents, flight_id, fresher
 from ml_platform.serving.codec import from_micros, pack, to_micros, unpack
@@ -54,7 +55,6 @@ INDEX_TTL_FACTOR = 4
 WRITE_BATCH = 1000
 FETCH_ROWS = 5000
 PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)*$")
-NEW_YORK = "America/New_York"
 _DAY_START = f"timezone('{NEW_YORK}', CAST(f.flight_date AS TIMESTAMP))"
 _HISTORY_US = 28 * 24 * 3600 * 1_000_000  # the widest history window (HISTORY_WINDOW_DAYS)
 _WINDOW_US = 2 * 3600 * 1_000_000

